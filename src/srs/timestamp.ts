@@ -1,0 +1,61 @@
+/**
+ * The SRS day stamp: days since the Unix epoch modulo 1024, written as two base32 characters
+ * (RFC 4648 alphabet, upper case). Mail::SRS, libsrs2 and postsrsd 1.x share this encoding.
+ */
+
+const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+const MS_PER_DAY = 86_400_000;
+
+/** Number of distinct stamps: two base32 characters hold 10 bits, so stamps repeat every 1024 days. */
+export const STAMP_SLOTS = 1024;
+
+/**
+ * How many days ahead of the local clock a stamp may be and still read as "from the future"
+ * rather than as very old. Stamps repeat every 1024 days, so tomorrow's stamp is also the stamp
+ * of 1023 days ago; one day covers clock skew between nodes around midnight.
+ */
+export const MAX_FUTURE_DAYS = 1;
+
+/** Returns the day slot (0 to 1023) that contains the given instant. */
+export function daySlot(now: Date): number {
+  const days = Math.floor(now.getTime() / MS_PER_DAY);
+  return ((days % STAMP_SLOTS) + STAMP_SLOTS) % STAMP_SLOTS;
+}
+
+/** Encodes the stamp for the day that contains `now`. */
+export function encodeStamp(now: Date): string {
+  const slot = daySlot(now);
+  return BASE32_ALPHABET.charAt(slot >> 5) + BASE32_ALPHABET.charAt(slot & 31);
+}
+
+/** Decodes a stamp case-insensitively; returns undefined for a character outside base32. */
+export function decodeStamp(stamp: string): number | undefined {
+  let slot = 0;
+  for (const char of stamp.toUpperCase()) {
+    const value = BASE32_ALPHABET.indexOf(char);
+    if (value < 0) return undefined;
+    slot = (slot << 5) | value;
+  }
+  return slot;
+}
+
+/** Outcome of checking a stamp against the clock. */
+export type StampVerdict =
+  | { ok: true; ageDays: number }
+  | { ok: false; reason: 'bad-stamp' | 'expired' | 'future-stamp'; ageDays?: number };
+
+/**
+ * Checks a stamp against the clock. The age is taken modulo 1024, so a stamp written before the
+ * slot counter wrapped to zero still reads as recent. Ages up to `maxAgeDays` pass; a stamp one
+ * day ahead is reported as `future-stamp`; everything else is `expired`.
+ */
+export function checkStamp(stamp: string, now: Date, maxAgeDays: number): StampVerdict {
+  if (stamp.length !== 2) return { ok: false, reason: 'bad-stamp' };
+  const then = decodeStamp(stamp);
+  if (then === undefined) return { ok: false, reason: 'bad-stamp' };
+
+  const ageDays = (daySlot(now) - then + STAMP_SLOTS) % STAMP_SLOTS;
+  if (ageDays <= maxAgeDays) return { ok: true, ageDays };
+  if (ageDays >= STAMP_SLOTS - MAX_FUTURE_DAYS) return { ok: false, reason: 'future-stamp' };
+  return { ok: false, reason: 'expired', ageDays };
+}
