@@ -103,6 +103,9 @@ export interface QueueEntry {
   createdAt: Date;
   nextAttemptAt: Date;
   lastReply: string | null;
+  /** Enhanced status code of the last attempt (added with the SQLite store; optional so that
+   * code building entries by hand still compiles). */
+  lastDsn?: string | null;
   campaignId: number | null;
   subscriberId: number | null;
 }
@@ -128,7 +131,19 @@ export interface QueueEvent {
   kind: 'queued' | 'attempt' | 'retry' | 'deleted';
   mx: string | null;
   reply: string | null;
+  /** Enhanced status code of an attempt (added with the SQLite store). */
+  dsn?: string | null;
   verdict: string;
+}
+
+/** What the queue keeps about a message besides its body (added for `herald queue show`). */
+export interface MessageInfo {
+  messageId: string;
+  origin: MessageOrigin;
+  originalSender: string;
+  clientAddress: string | null;
+  size: number;
+  createdAt: Date;
 }
 
 export interface ClaimOptions {
@@ -183,6 +198,8 @@ export interface Store {
    */
   enqueue(message: NewMessage): Promise<{ messageId: string; entryIds: number[] }>;
   getMessageBody(messageId: string): Promise<Buffer | undefined>;
+  /** Envelope facts of a message without its body (added for `herald queue show`). */
+  getMessageInfo(messageId: string): Promise<MessageInfo | undefined>;
   /** Take up to `limit` due entries under a lease; expired leases count as due. */
   claimDue(options: ClaimOptions): Promise<QueueEntry[]>;
   renewLease(entryIds: number[], owner: string, leaseMs: number): Promise<void>;
@@ -195,10 +212,20 @@ export interface Store {
   retryNow(selector: { messageId?: string; entryId?: number; all?: boolean }): Promise<number>;
   /** Delete entries (`herald queue delete`), and the message once no entry refers to it. */
   deleteEntries(selector: { messageId?: string; entryId?: number }): Promise<number>;
-  listEvents(filter: { messageId?: string; entryId?: number; limit?: number }): Promise<QueueEvent[]>;
+  listEvents(filter: {
+    messageId?: string;
+    entryId?: number;
+    limit?: number;
+  }): Promise<QueueEvent[]>;
   /** Time of the earliest due entry, so workers sleep until then; undefined when idle. */
   nextDueAt(): Promise<Date | undefined>;
   countByStatus(): Promise<Record<QueueStatus, number>>;
+  /**
+   * Delete messages created before `before` whose entries are all delivered or failed, with
+   * their entries (events stay). Returns how many messages went. Added with the SQLite store
+   * so that finished mail does not keep its body in the database for ever.
+   */
+  purgeFinished(before: Date): Promise<number>;
 
   // SRS database mode.
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void>;

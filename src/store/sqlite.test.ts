@@ -1,0 +1,130 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { describeStoreContract } from './contract.js';
+import { openStore } from './index.js';
+import { MIGRATIONS } from './migrations.js';
+import { SqliteStore } from './sqlite.js';
+
+const directory = mkdtempSync(join(tmpdir(), 'herald-store-'));
+let counter = 0;
+let lastPath = '';
+
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+describeStoreContract('sqlite', async (options) => {
+  if (options?.shared !== true) lastPath = join(directory, `contract-${++counter}.sqlite`);
+  return openStore({ url: `sqlite:${lastPath}` });
+});
+
+describe('sqlite store', () => {
+  it('uses WAL with synchronous FULL', async () => {
+    const path = join(directory, 'pragmas.sqlite');
+    const store = await openStore({ url: path });
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
+    db.close();
+    expect(versions).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
+  });
+
+  it('group commit shares transactions', async () => {
+    const store = new SqliteStore({ path: join(directory, 'group.sqlite') });
+    await store.migrate();
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        store.enqueue({
+          body: Buffer.from(`Subject: ${i}\r\n\r\n`),
+          origin: 'submission',
+          originalSender: 'a@example.org',
+          recipients: [{ recipient: `r${i}@example.net`, sender: 'a@example.org', bounceTo: '' }],
+        }),
+      ),
+    );
+    expect(store.stats.enqueued).toBe(200);
+    expect(store.stats.commits).toBeLessThanOrEqual(2);
+    expect(store.stats.largestBatch).toBeGreaterThanOrEqual(100);
+    await store.close();
+  });
+
+  it('a failing message does not fail its batch', async () => {
+    const store = new SqliteStore({ path: join(directory, 'isolation.sqlite') });
+    await store.migrate();
+    const good = store.enqueue({
+      body: Buffer.from('ok'),
+      origin: 'inbound',
+      originalSender: '',
+      recipients: [{ recipient: 'a@example.net', sender: '', bounceTo: '' }],
+    });
+    // A null body violates NOT NULL inside the shared transaction.
+    const bad = store.enqueue({
+      body: null as unknown as Buffer,
+      origin: 'inbound',
+      originalSender: '',
+      recipients: [{ recipient: 'b@example.net', sender: '', bounceTo: '' }],
+    });
+    await expect(good).resolves.toMatchObject({ entryIds: [1] });
+    await expect(bad).rejects.toThrow();
+    expect((await store.countByStatus()).queued).toBe(1);
+    await store.close();
+  });
+
+  it('close commits pending enqueues', async () => {
+    const path = join(directory, 'close.sqlite');
+    const store = new SqliteStore({ path });
+    await store.migrate();
+    const pending = store.enqueue({
+      body: Buffer.from('x'),
+      origin: 'inbound',
+      originalSender: '',
+      recipients: [{ recipient: 'a@example.net', sender: '', bounceTo: '' }],
+    });
+    await store.close();
+    const { messageId } = await pending;
+    const reopened = await openStore({ url: path });
+    expect((await reopened.getMessageBody(messageId))?.toString()).toBe('x');
+    await reopened.close();
+  });
+
+  it('acknowledged messages survive SIGKILL', async () => {
+    const path = join(directory, 'crash.sqlite');
+    const script = fileURLToPath(new URL('./fixtures/enqueue-and-crash.ts', import.meta.url));
+    const output = await new Promise<string>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', script, path, '150'],
+        { timeout: 30_000 },
+        (_error, stdout) => resolve(stdout),
+      );
+    });
+    const ids = output.split('\n').filter((line) => line !== '');
+    expect(ids.length).toBe(150);
+    const store = await openStore({ url: path });
+    for (const id of ids) expect(await store.getMessageBody(id), id).toBeDefined();
+    await store.close();
+  });
+
+  it('migrates concurrently from two connections', async () => {
+    const path = join(directory, 'concurrent-migrate.sqlite');
+    const first = new SqliteStore({ path });
+    const second = new SqliteStore({ path });
+    await Promise.all([first.migrate(), second.migrate()]);
+    await first.addDomain('example.org');
+    expect((await second.listDomains()).length).toBe(1);
+    await first.close();
+    await second.close();
+  });
+
+  it('openStore rejects PostgreSQL for now', async () => {
+    await expect(openStore({ url: 'postgres://herald:secret@db/herald' })).rejects.toThrow(
+      /postgres:\/\/herald:\*\*\*@db\/herald/,
+    );
+  });
+});
