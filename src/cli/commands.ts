@@ -4,6 +4,17 @@
  */
 import type { Command } from 'commander';
 
-export function registerCommands(_program: Command): void {
+import { registerAliasCommands } from './alias.js';
+import { registerCredentialCommands } from './credential.js';
+import { registerDomainCommands } from './domain.js';
+import { registerQueueCommands } from './queue.js';
+import { registerServeCommand } from './serve.js';
+
+export function registerCommands(program: Command): void {
   // Command groups are added here as they are built.
+  registerServeCommand(program);
+  registerDomainCommands(program);
+  registerAliasCommands(program);
+  registerCredentialCommands(program);
+  registerQueueCommands(program);
 }
