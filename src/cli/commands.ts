@@ -9,6 +9,7 @@ import { registerCredentialCommands } from './credential.js';
 import { registerDomainCommands } from './domain.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
+import { registerSrsCommands } from './srs.js';
 
 export function registerCommands(program: Command): void {
   // Command groups are added here as they are built.
@@ -17,4 +18,5 @@ export function registerCommands(program: Command): void {
   registerAliasCommands(program);
   registerCredentialCommands(program);
   registerQueueCommands(program);
+  registerSrsCommands(program);
 }
