@@ -31,16 +31,32 @@ const SOFT_PERMANENT: { prefix: string; rule: string }[] = [
 
 /** Text patterns for bounces without a usable status code, tried in order. */
 const TEXT_RULES: { pattern: RegExp; verdict: BounceVerdict; rule: string }[] = [
-  { pattern: /out of (the )?office|auto(matic)?[- ]?(reply|response)|on vacation/i, verdict: 'ignore', rule: 'auto-reply' },
-  { pattern: /(mailbox|inbox) (is )?full|over (the )?quota|quota exceeded|insufficient storage/i, verdict: 'soft', rule: 'text-mailbox-full' },
+  {
+    pattern: /out of (the )?office|auto(matic)?[- ]?(reply|response)|on vacation/i,
+    verdict: 'ignore',
+    rule: 'auto-reply',
+  },
+  {
+    pattern: /(mailbox|inbox) (is )?full|over (the )?quota|quota exceeded|insufficient storage/i,
+    verdict: 'soft',
+    rule: 'text-mailbox-full',
+  },
   {
     pattern:
       /user (is )?unknown|unknown (user|recipient)|no such (user|mailbox|recipient|address)|(mailbox|address|recipient) (is )?(unavailable|not found|does not exist|invalid|disabled)|does not exist|invalid (recipient|mailbox|address)|account (has been )?(disabled|closed|deleted)/i,
     verdict: 'hard',
     rule: 'text-unknown-recipient',
   },
-  { pattern: /(temporar(il)?y|try again later|will retry|delayed|deferred|greylist)/i, verdict: 'soft', rule: 'text-temporary' },
-  { pattern: /(spam|blocked|blacklist|blocklist|reputation|policy)/i, verdict: 'soft', rule: 'text-policy' },
+  {
+    pattern: /(temporar(il)?y|try again later|will retry|delayed|deferred|greylist)/i,
+    verdict: 'soft',
+    rule: 'text-temporary',
+  },
+  {
+    pattern: /(spam|blocked|blacklist|blocklist|reputation|policy)/i,
+    verdict: 'soft',
+    rule: 'text-policy',
+  },
 ];
 
 /** Classifies one recipient group of a DSN. */
@@ -56,18 +72,21 @@ export function classifyDsnRecipient(recipient: DsnRecipient): Classification {
     const fromText = classifyReply(recipient.diagnosticCode);
     if (fromText.rule !== 'unclassified') return fromText;
   }
-  if (recipient.status.startsWith('5.')) return { verdict: 'hard', rule: 'permanent-failure', evidence: recipient.status };
+  if (recipient.status.startsWith('5.'))
+    return { verdict: 'hard', rule: 'permanent-failure', evidence: recipient.status };
   return { verdict: 'soft', rule: 'unclassified', evidence: recipient.status };
 }
 
 /** Classifies an enhanced status code. */
 export function classifyStatus(status: string): Classification {
   if (status.startsWith('2.')) return { verdict: 'ignore', rule: 'success', evidence: status };
-  if (status.startsWith('4.')) return { verdict: 'soft', rule: 'transient-failure', evidence: status };
+  if (status.startsWith('4.'))
+    return { verdict: 'soft', rule: 'transient-failure', evidence: status };
   const soft = SOFT_PERMANENT.find((entry) => status.startsWith(entry.prefix));
   if (soft) return { verdict: 'soft', rule: soft.rule, evidence: status };
   if (status.startsWith('5.1.')) return { verdict: 'hard', rule: 'bad-address', evidence: status };
-  if (status.startsWith('5.2.')) return { verdict: 'hard', rule: 'mailbox-disabled', evidence: status };
+  if (status.startsWith('5.2.'))
+    return { verdict: 'hard', rule: 'mailbox-disabled', evidence: status };
   if (status.startsWith('5.4.')) return { verdict: 'hard', rule: 'no-route', evidence: status };
   return { verdict: 'hard', rule: 'permanent-failure', evidence: status };
 }
@@ -84,8 +103,10 @@ export function classifyReply(reply: string): Classification {
   if (byText.rule !== 'unclassified') return byText;
 
   const code = /^\s*([245])\d\d\b/.exec(reply);
-  if (code?.[1] === '5') return { verdict: 'hard', rule: 'permanent-reply', evidence: reply.slice(0, 80) };
-  if (code?.[1] === '4') return { verdict: 'soft', rule: 'transient-reply', evidence: reply.slice(0, 80) };
+  if (code?.[1] === '5')
+    return { verdict: 'hard', rule: 'permanent-reply', evidence: reply.slice(0, 80) };
+  if (code?.[1] === '4')
+    return { verdict: 'soft', rule: 'transient-reply', evidence: reply.slice(0, 80) };
   return byText;
 }
 

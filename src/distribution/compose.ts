@@ -31,7 +31,11 @@ export interface CampaignTemplates {
  * from the HTML template (merge fields survive the conversion because they contain no tags),
  * so each recipient's text shows the raw values rather than their HTML-escaped form.
  */
-export function compileCampaign(campaign: { subject: string; html: string; text: string }): CampaignTemplates {
+export function compileCampaign(campaign: {
+  subject: string;
+  html: string;
+  text: string;
+}): CampaignTemplates {
   return {
     subject: compileTemplate(campaign.subject),
     html: compileTemplate(campaign.html),
@@ -46,7 +50,10 @@ export interface RenderedContent {
 }
 
 /** Renders the subject and both bodies for one recipient. */
-export function renderContent(templates: CampaignTemplates, context: MergeContext): RenderedContent {
+export function renderContent(
+  templates: CampaignTemplates,
+  context: MergeContext,
+): RenderedContent {
   return {
     subject: sanitizeHeaderValue(renderTemplate(templates.subject, context, sanitizeHeaderValue)),
     html: renderTemplate(templates.html, context, escapeHtml),
@@ -99,7 +106,10 @@ export function composeMessage(content: RenderedContent, envelope: Envelope): Bu
   head += formatHeaderField('Date', formatDate(date));
   head += formatHeaderField('Message-ID', createMessageId(domain, date));
   head += formatHeaderField('MIME-Version', '1.0');
-  head += formatHeaderField('List-Id', `${encodeHeaderText(envelope.listName)} <${envelope.listId}>`);
+  head += formatHeaderField(
+    'List-Id',
+    `${encodeHeaderText(envelope.listName)} <${envelope.listId}>`,
+  );
   head += formatHeaderField(
     'List-Unsubscribe',
     `<${envelope.unsubscribeUrl}>, <mailto:${envelope.unsubscribeMailto}>`,

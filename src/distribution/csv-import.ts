@@ -30,12 +30,12 @@ export interface ImportSummary {
 
 export interface ImportOptions {
   /** Writes a batch and returns one id per row, null where the address was already listed. */
-  write(batch: NewSubscriber[]): Promise<(number | null)[]>;
+  write: (batch: NewSubscriber[]) => Promise<(number | null)[]>;
   batchSize?: number;
   maxReportedRejects?: number;
-  onReject?(reject: ImportReject): void;
+  onReject?: (reject: ImportReject) => void;
   /** Called after each batch with the running totals, for progress output. */
-  onProgress?(summary: ImportSummary): void;
+  onProgress?: (summary: ImportSummary) => void;
 }
 
 /** Header names accepted for the address column, compared case-insensitively. */
@@ -101,7 +101,11 @@ export async function importSubscribersCsv(
     ids.forEach((id, index) => {
       if (id === null) {
         summary.duplicates += 1;
-        reject({ line: batchLines[index]!, reason: 'duplicate address', address: batch[index]!.address });
+        reject({
+          line: batchLines[index]!,
+          reason: 'duplicate address',
+          address: batch[index]!.address,
+        });
       } else {
         summary.imported += 1;
       }

@@ -5,7 +5,6 @@
 
 /** Encodes a header phrase or unstructured text as UTF-8 `B` encoded words when not ASCII. */
 export function encodeHeaderText(text: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(text)) return text;
   // Each encoded word stays under 75 characters (RFC 2047 section 2): 45 bytes of UTF-8 make
   // 60 base64 characters, and a character is never split between two words.
@@ -25,7 +24,6 @@ export function encodeHeaderText(text: string): string {
 /** Formats a mailbox for From, To or Reply-To: a quoted or encoded display name and the address. */
 export function formatMailbox(name: string, address: string): string {
   if (name === '') return address;
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e]*$/.test(name)) return `"${name.replace(/(["\\])/g, '\\$1')}" <${address}>`;
   return `${encodeHeaderText(name)} <${address}>`;
 }
@@ -47,7 +45,9 @@ function encodeQpLine(line: string): string {
     const last = i === bytes.length - 1;
     const literal =
       (byte >= 33 && byte <= 126 && byte !== 61) || ((byte === 32 || byte === 9) && !last);
-    const piece = literal ? String.fromCharCode(byte) : `=${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    const piece = literal
+      ? String.fromCharCode(byte)
+      : `=${byte.toString(16).toUpperCase().padStart(2, '0')}`;
     // A soft line break `=` takes one column.
     if (current.length + piece.length > QP_LINE - 1) {
       output += `${current}=\r\n`;

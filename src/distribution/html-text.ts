@@ -31,33 +31,38 @@ const NAMED_ENTITIES: Record<string, string> = {
 /** Converts an HTML document or fragment to readable plain text. */
 export function htmlToText(html: string): string {
   let text = html.replace(COMMENT, '').replace(DROPPED, '');
-  text = text.replace(/<a\b[^>]*?href\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>([\s\S]*?)<\/a\s*>/gi,
+  text = text.replace(
+    /<a\b[^>]*?href\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))[^>]*>([\s\S]*?)<\/a\s*>/gi,
     (_whole, _quoted, double?: string, single?: string, bare?: string, inner = '') =>
       linkText(String(inner), double ?? single ?? bare ?? ''),
   );
   text = text
     .replace(/<br\s*\/?>/gi, '\n')
     .replace(/<li\b[^>]*>/gi, '\n- ')
-    .replace(/<\/(li|td|th)\s*>/gi, (_tag, name: string) => (name.toLowerCase() === 'li' ? '\n' : ' '))
+    .replace(/<\/li\s*>/gi, '')
+    .replace(/<\/(td|th)\s*>/gi, ' ')
     .replace(BLOCK, '\n\n')
     .replace(/<[^>]+>/g, '');
-  text = decodeEntities(text);
+  text = decodeEntities(text).replaceAll('\u0001', '<').replaceAll('\u0002', '>');
 
-  const lines = text
-    .split('\n')
-    .map((line) => line.replace(/[ \t\u00a0]+/g, ' ').trim());
+  const lines = text.split('\n').map((line) => line.replace(/[ \t\u00a0]+/g, ' ').trim());
   return lines
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
 }
 
+/**
+ * The text of a link. The angle brackets around the target are written as U+0001 and U+0002
+ * and restored at the end, so the tag removal that follows does not take them for a tag.
+ */
 function linkText(inner: string, href: string): string {
   const label = decodeEntities(inner.replace(/<[^>]+>/g, '')).trim();
   const target = decodeEntities(href).trim();
   if (target === '' || target.startsWith('#')) return label;
-  if (label === '' || label === target || `mailto:${label}` === target) return `<${target}>`;
-  return `${label} <${target}>`;
+  if (label === '' || label === target || `mailto:${label}` === target)
+    return `\u0001${target}\u0002`;
+  return `${label} \u0001${target}\u0002`;
 }
 
 function decodeEntities(text: string): string {

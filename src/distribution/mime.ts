@@ -31,7 +31,9 @@ export function parseFieldBlock(block: string): HeaderField[] {
 
 /** Header fields of a message or of a part. */
 export function messageHeaders(message: Buffer): HeaderField[] {
-  return parseHeaderFields(splitMessage(toCrlf(message)).header).filter((field) => field.key !== '');
+  return parseHeaderFields(splitMessage(toCrlf(message)).header).filter(
+    (field) => field.key !== '',
+  );
 }
 
 /** Parses `type/subtype; name=value; name="quoted value"`. */
@@ -88,7 +90,9 @@ export function leafParts(message: Buffer, depth = 0): MimePart[] {
   const headers = parseHeaderFields(parts.header).filter((field) => field.key !== '');
   const { type, params } = parseContentType(getHeader(headers, 'content-type'));
   if (type.startsWith('multipart/') && params.boundary && depth < 8) {
-    return splitMultipart(parts.body, params.boundary).flatMap((part) => leafParts(part, depth + 1));
+    return splitMultipart(parts.body, params.boundary).flatMap((part) =>
+      leafParts(part, depth + 1),
+    );
   }
   const encoding = (getHeader(headers, 'content-transfer-encoding') ?? '').toLowerCase();
   return [{ headers, contentType: type, params, body: decodeTransfer(parts.body, encoding) }];
@@ -123,7 +127,9 @@ function decodeTransfer(body: Buffer, encoding: string): Buffer {
     const text = body
       .toString('latin1')
       .replace(/=\r?\n/g, '')
-      .replace(/=([0-9A-Fa-f]{2})/g, (_match, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+      .replace(/=([0-9A-Fa-f]{2})/g, (_match, hex: string) =>
+        String.fromCharCode(parseInt(hex, 16)),
+      );
     return Buffer.from(text, 'latin1');
   }
   return body;

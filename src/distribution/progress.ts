@@ -30,7 +30,8 @@ export class RateMeter {
 
   add(count: number, now: number): void {
     this.samples.push({ time: now, count });
-    while (this.samples.length > 0 && this.samples[0]!.time < now - this.windowMs) this.samples.shift();
+    while (this.samples.length > 0 && this.samples[0]!.time < now - this.windowMs)
+      this.samples.shift();
   }
 
   /** Messages per second over the window ending at `now`. */
@@ -52,7 +53,13 @@ export function computeProgress(
   total: number,
   rate: number,
 ): CampaignProgress {
-  const sent = counts.queued + counts.delivered + counts.deferred + counts.bounced + counts.complained + counts.unsubscribed;
+  const sent =
+    counts.queued +
+    counts.delivered +
+    counts.deferred +
+    counts.bounced +
+    counts.complained +
+    counts.unsubscribed;
   const handled = sent + counts.suppressed;
   const remaining = Math.max(0, total - handled);
   return {

@@ -52,6 +52,9 @@ export function renderTemplate(
   return output;
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]+/g;
+
 const HTML_ESCAPES: Record<string, string> = {
   '&': '&amp;',
   '<': '&lt;',
@@ -70,8 +73,7 @@ export function escapeHtml(value: string): string {
  * spaces and runs of spaces collapse, so a merge value can never end the field.
  */
 export function sanitizeHeaderValue(value: string): string {
-  // eslint-disable-next-line no-control-regex
-  return value.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
+  return value.replace(CONTROL_CHARACTERS, ' ').replace(/ {2,}/g, ' ').trim();
 }
 
 function unquote(fallback: string): string {

@@ -63,7 +63,8 @@ export function parseReport(message: Buffer): InboundReport {
   const original = originalHeaders(parts);
 
   const status = parts.find((part) => part.contentType === 'message/delivery-status');
-  if (status) return { kind: 'dsn', ...parseDeliveryStatus(partText(status)), originalHeaders: original };
+  if (status)
+    return { kind: 'dsn', ...parseDeliveryStatus(partText(status)), originalHeaders: original };
 
   const feedback = parts.find((part) => part.contentType === 'message/feedback-report');
   if (feedback) return { ...parseFeedbackFields(partText(feedback)), originalHeaders: original };
@@ -72,11 +73,18 @@ export function parseReport(message: Buffer): InboundReport {
     .filter((part) => part.contentType === 'text/plain' || part.contentType === 'text/html')
     .map((part) => partText(part))
     .join('\n');
-  return { kind: 'plain', subject: getHeader(headers, 'subject') ?? '', text, originalHeaders: original };
+  return {
+    kind: 'plain',
+    subject: getHeader(headers, 'subject') ?? '',
+    text,
+    originalHeaders: original,
+  };
 }
 
 /** Splits the `message/delivery-status` body into its per-message and per-recipient groups. */
-export function parseDeliveryStatus(body: string): Omit<DeliveryReport, 'kind' | 'originalHeaders'> {
+export function parseDeliveryStatus(
+  body: string,
+): Omit<DeliveryReport, 'kind' | 'originalHeaders'> {
   const groups = body
     .replace(/\r\n/g, '\n')
     .split(/\n[ \t]*\n/)
@@ -96,7 +104,8 @@ export function parseDeliveryStatus(body: string): Omit<DeliveryReport, 'kind' |
     const original = typedAddress(getHeader(fields, 'original-recipient'));
     if (original) recipient.originalRecipient = original;
     const diagnostic = getHeader(fields, 'diagnostic-code');
-    if (diagnostic) recipient.diagnosticCode = diagnostic.replace(/^[^;]*;\s*/, '');
+    if (diagnostic)
+      recipient.diagnosticCode = diagnostic.replace(/^[^;]*;\s*/, '').replace(/\s+/g, ' ');
     const remote = getHeader(fields, 'remote-mta');
     if (remote) recipient.remoteMta = remote.replace(/^[^;]*;\s*/, '');
     recipients.push(recipient);
@@ -122,7 +131,9 @@ function parseFeedbackFields(body: string): Omit<FeedbackReport, 'originalHeader
   ];
   for (const [key, name] of optional) {
     const value = getHeader(fields, name);
-    if (value !== undefined) (report as Record<string, unknown>)[key] = key === 'originalMailFrom' ? stripAngles(value) : value;
+    if (value !== undefined)
+      (report as Record<string, unknown>)[key] =
+        key === 'originalMailFrom' ? stripAngles(value) : value;
   }
   return report;
 }
@@ -149,5 +160,8 @@ function typedAddress(value: string | undefined): string | undefined {
 }
 
 function stripAngles(value: string): string {
-  return value.trim().replace(/^<(.*)>$/, '$1').trim();
+  return value
+    .trim()
+    .replace(/^<(.*)>$/, '$1')
+    .trim();
 }

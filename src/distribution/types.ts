@@ -55,7 +55,8 @@ export interface NewSubscriber {
   status?: SubscriberStatus;
 }
 
-export type SuppressionReason = 'hard-bounce' | 'soft-bounce' | 'complaint' | 'unsubscribe' | 'manual';
+export type SuppressionReason =
+  'hard-bounce' | 'soft-bounce' | 'complaint' | 'unsubscribe' | 'manual';
 
 export interface Suppression {
   organisationId: number;
@@ -66,13 +67,7 @@ export interface Suppression {
   createdAt: Date;
 }
 
-export type CampaignStatus =
-  | 'draft'
-  | 'scheduled'
-  | 'sending'
-  | 'paused'
-  | 'cancelled'
-  | 'sent';
+export type CampaignStatus = 'draft' | 'scheduled' | 'sending' | 'paused' | 'cancelled' | 'sent';
 
 export interface Campaign {
   id: number;
@@ -106,13 +101,7 @@ export type NewCampaign = Pick<
 
 /** Where one recipient of a campaign stands. */
 export type RecipientStatus =
-  | 'queued'
-  | 'delivered'
-  | 'deferred'
-  | 'bounced'
-  | 'complained'
-  | 'unsubscribed'
-  | 'suppressed';
+  'queued' | 'delivered' | 'deferred' | 'bounced' | 'complained' | 'unsubscribed' | 'suppressed';
 
 export interface CampaignRecipient {
   campaignId: number;
@@ -130,7 +119,8 @@ export interface CampaignEvent {
   campaignId: number;
   subscriberId: number | null;
   time: Date;
-  kind: 'queued' | 'delivered' | 'deferred' | 'bounced' | 'complained' | 'unsubscribed' | 'suppressed';
+  kind:
+    'queued' | 'delivered' | 'deferred' | 'bounced' | 'complained' | 'unsubscribed' | 'suppressed';
   detail: string;
 }
 
@@ -179,7 +169,11 @@ export interface DistributionStore {
   findApiToken(secretHash: string): Promise<ApiTokenRecord | undefined>;
 
   // Lists and subscribers.
-  createList(list: { organisationId: number; name: string; description?: string }): Promise<MailingList>;
+  createList(list: {
+    organisationId: number;
+    name: string;
+    description?: string;
+  }): Promise<MailingList>;
   getList(id: number): Promise<MailingList | undefined>;
   findList(organisationId: number, name: string): Promise<MailingList | undefined>;
   listLists(organisationId?: number): Promise<MailingList[]>;
@@ -210,7 +204,10 @@ export interface DistributionStore {
   updateCampaign(
     id: number,
     changes: Partial<
-      Pick<Campaign, 'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'>
+      Pick<
+        Campaign,
+        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
+      >
     >,
   ): Promise<void>;
   /** Campaigns whose status is `scheduled` and whose time has come, or `sending` (to resume). */
@@ -221,7 +218,11 @@ export interface DistributionStore {
    * Records recipients of a batch and moves the campaign cursor in one transaction, so a
    * restart never sends a recipient twice nor skips one.
    */
-  recordRecipients(campaignId: number, recipients: CampaignRecipient[], cursor: number): Promise<void>;
+  recordRecipients(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    cursor: number,
+  ): Promise<void>;
   getRecipient(campaignId: number, subscriberId: number): Promise<CampaignRecipient | undefined>;
   /** Changes a recipient's status and records an event. */
   setRecipientStatus(
