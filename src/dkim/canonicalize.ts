@@ -1,0 +1,212 @@
+/**
+ * Canonicalization (RFC 6376 section 3.4), on bytes. The body canonicalizer streams: it takes
+ * chunks split anywhere, keeps only a few bytes of state between them, and writes canonical bytes
+ * into a sink (a hash), so a 50 MB body needs no 50 MB buffer. Clean stretches of a chunk go to
+ * the sink in one piece, found with native `indexOf` scans, which keeps relaxed canonicalization
+ * near the speed of SHA-256 itself.
+ */
+import { isWsp } from '../message/index.js';
+import type { Canonicalization } from './types.js';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+
+const SPACE = Buffer.from(' ');
+const CRLF = Buffer.from('\r\n');
+const DOUBLE_SPACE = Buffer.from('  ');
+const SPACE_CR = Buffer.from(' \r');
+const EMPTY = Buffer.alloc(0);
+
+/** Where canonical bytes go: a `Hash`, or anything else with `update`. */
+export interface CanonicalSink {
+  update(data: Buffer): unknown;
+}
+
+/** Canonicalizes one header field, raw with its CRLF, and returns it with a final CRLF. */
+export function canonicalizeHeader(raw: Buffer, method: Canonicalization): Buffer {
+  if (method === 'simple') return raw;
+  return relaxedHeader(raw);
+}
+
+/**
+ * Relaxed header canonicalization (section 3.4.2): lower-case name, unfold, reduce WSP runs to
+ * one SP, remove WSP at the end of the value and around the colon.
+ */
+function relaxedHeader(raw: Buffer): Buffer {
+  const colon = raw.indexOf(COLON);
+  const output = Buffer.allocUnsafe(raw.length + 2);
+  let written = 0;
+  let nameEnd = colon;
+  while (nameEnd > 0 && isWsp(raw[nameEnd - 1])) nameEnd--;
+  for (let index = 0; index < nameEnd; index++) {
+    const byte = raw[index] ?? 0;
+    output[written++] = byte >= 0x41 && byte <= 0x5a ? byte + 0x20 : byte;
+  }
+  output[written++] = COLON;
+  let pendingSpace = false;
+  let seenValue = false;
+  for (let index = colon + 1; index < raw.length; index++) {
+    const byte = raw[index] ?? 0;
+    if (byte === CR || byte === LF) continue;
+    if (byte === SP || byte === HTAB) {
+      pendingSpace = seenValue;
+      continue;
+    }
+    if (pendingSpace) output[written++] = SP;
+    pendingSpace = false;
+    seenValue = true;
+    output[written++] = byte;
+  }
+  output[written++] = CR;
+  output[written++] = LF;
+  return output.subarray(0, written);
+}
+
+/**
+ * Streams a body through simple or relaxed canonicalization (sections 3.4.3 and 3.4.4). Empty
+ * lines at the end are held back until content follows them, so they vanish when none does.
+ * The input must use CRLF line endings.
+ */
+export class BodyCanonicalizer {
+  /** CRLFs seen but not yet written: they may be trailing empty lines. */
+  private pendingCrlf = 0;
+  private wroteContent = false;
+  /** The bytes cut from the end of the previous chunk (at most a space and a CR). */
+  private carry: Buffer = EMPTY;
+  private finished = false;
+
+  constructor(
+    private readonly method: Canonicalization,
+    private readonly sink: CanonicalSink,
+  ) {}
+
+  update(input: Buffer): void {
+    if (input.length === 0) return;
+    const chunk = this.carry.length === 0 ? input : Buffer.concat([this.carry, input]);
+    const end = this.cutTail(chunk);
+    if (this.method === 'simple') this.writeSegment(chunk, 0, end);
+    else this.writeRelaxed(chunk, end);
+  }
+
+  /** Writes the final CRLF (and, for simple, the CRLF of an empty body). Call once. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const carry = this.carry;
+    this.carry = EMPTY;
+    // A trailing WSP run belongs to the last line and is removed; a bare CR is content.
+    if (carry.length > 0 && carry[carry.length - 1] === CR) {
+      const content = carry.length === 2 ? SPACE_CR : carry;
+      this.writeSegment(content, 0, content.length);
+    }
+    if (this.wroteContent || this.method === 'simple') this.sink.update(CRLF);
+  }
+
+  /**
+   * Cuts the bytes whose meaning depends on the next chunk: a final CR (half of a CRLF?) and, in
+   * relaxed mode, a final WSP run (trailing whitespace or an inner run?). A run becomes one SP in
+   * the carry, because relaxed output treats every run alike.
+   */
+  private cutTail(chunk: Buffer): number {
+    let end = chunk.length;
+    const endsWithCr = chunk[end - 1] === CR;
+    if (endsWithCr) end--;
+    let wspStart = end;
+    if (this.method === 'relaxed') {
+      while (wspStart > 0 && isWsp(chunk[wspStart - 1])) wspStart--;
+    }
+    const hasWsp = wspStart < end;
+    if (!hasWsp && !endsWithCr) this.carry = EMPTY;
+    else if (hasWsp && endsWithCr) this.carry = SPACE_CR;
+    else this.carry = hasWsp ? SPACE : Buffer.from([CR]);
+    return wspStart;
+  }
+
+  /** Relaxed: writes clean stretches whole and rewrites each WSP run that needs it. */
+  private writeRelaxed(chunk: Buffer, end: number): void {
+    let position = 0;
+    let nextTab = -2;
+    let nextDouble = -2;
+    let nextSpaceCr = -2;
+    while (position < end) {
+      if (nextTab !== -1 && nextTab < position) nextTab = chunk.indexOf(HTAB, position);
+      if (nextDouble !== -1 && nextDouble < position)
+        nextDouble = chunk.indexOf(DOUBLE_SPACE, position);
+      if (nextSpaceCr !== -1 && nextSpaceCr < position)
+        nextSpaceCr = chunk.indexOf(SPACE_CR, position);
+      const problem = earliest(nextTab, nextDouble, nextSpaceCr, end);
+      if (problem === -1) break;
+      let runStart = problem;
+      while (runStart > position && isWsp(chunk[runStart - 1])) runStart--;
+      let runEnd = problem;
+      while (runEnd < end && isWsp(chunk[runEnd])) runEnd++;
+      this.writeSegment(chunk, position, runStart);
+      const trailing = chunk[runEnd] === CR && chunk[runEnd + 1] === LF && runEnd + 1 < end;
+      if (!trailing) this.writeSegment(SPACE, 0, 1);
+      position = runEnd;
+    }
+    this.writeSegment(chunk, position, end);
+  }
+
+  /** Writes `chunk[start, end)`, holding back the CRLFs at its end. */
+  private writeSegment(chunk: Buffer, start: number, end: number): void {
+    let contentEnd = end;
+    let crlfs = 0;
+    while (
+      contentEnd - start >= 2 &&
+      chunk[contentEnd - 1] === LF &&
+      chunk[contentEnd - 2] === CR
+    ) {
+      contentEnd -= 2;
+      crlfs++;
+    }
+    if (contentEnd > start) {
+      this.flushPending();
+      this.sink.update(chunk.subarray(start, contentEnd));
+      this.wroteContent = true;
+    }
+    this.pendingCrlf += crlfs;
+  }
+
+  private flushPending(): void {
+    while (this.pendingCrlf > 0) {
+      const count = Math.min(this.pendingCrlf, CRLF_BLOCK.length / 2);
+      this.sink.update(CRLF_BLOCK.subarray(0, count * 2));
+      this.pendingCrlf -= count;
+    }
+  }
+}
+
+const CRLF_BLOCK = Buffer.from('\r\n'.repeat(512));
+
+/** The smallest of three `indexOf` results that lies before `end`; -1 when none does. */
+function earliest(a: number, b: number, c: number, end: number): number {
+  let best = -1;
+  for (const candidate of [a, b, c]) {
+    if (candidate >= 0 && candidate < end && (best === -1 || candidate < best)) best = candidate;
+  }
+  return best;
+}
+
+/**
+ * A sink that counts canonical bytes and forwards at most `limit` of them, for `l=`.
+ * `total` is the full canonical length, so a verifier can tell what the limit left unsigned.
+ */
+export class LimitedSink implements CanonicalSink {
+  total = 0;
+
+  constructor(
+    private readonly target: CanonicalSink,
+    private readonly limit = Number.POSITIVE_INFINITY,
+  ) {}
+
+  update(data: Buffer): void {
+    const room = this.limit - this.total;
+    this.total += data.length;
+    if (room <= 0) return;
+    this.target.update(room >= data.length ? data : data.subarray(0, room));
+  }
+}

@@ -1,0 +1,359 @@
+/**
+ * DKIM signing (RFC 6376 section 5, RFC 8463). One pass over the message computes every
+ * requested signature: the body is hashed once per body canonicalization, however many
+ * signatures share it. Input is bytes; bare LF line endings become CRLF first, so the message is
+ * signed as it will be transmitted. `DkimSigner` takes the message in chunks split anywhere and
+ * keeps only the header section and a few bytes of state, so a 50 MB message signs in bounded
+ * memory. Problems with the options or the message (no From field, a short key, an unknown
+ * algorithm) raise a `DkimSignError` that names them.
+ */
+import { createHash, type Hash, type KeyObject } from 'node:crypto';
+
+import {
+  CrlfNormalizer,
+  indexOfHeaderEnd,
+  parseHeaderFields,
+  toCrlf,
+  type HeaderField,
+} from '../message/index.js';
+import { BodyCanonicalizer, LimitedSink } from './canonicalize.js';
+import { signData } from './crypto.js';
+import { formatSignatureField } from './format.js';
+import { headerData } from './header-hash.js';
+import { MIN_RSA_BITS } from './key-record.js';
+import { isDomainName, parseCanonicalization } from './signature.js';
+import type { Canonicalization, DkimAlgorithm, SignatureOptions, SignOptions } from './types.js';
+
+/**
+ * Header fields signed by default when present: the originator, destination and identification
+ * fields of RFC 5322 section 3.6, the MIME fields, and the list fields of RFC 2369, RFC 2919 and
+ * RFC 8058.
+ */
+export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
+  'from',
+  'sender',
+  'reply-to',
+  'subject',
+  'date',
+  'message-id',
+  'to',
+  'cc',
+  'in-reply-to',
+  'references',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'content-id',
+  'content-description',
+  'content-disposition',
+  'resent-date',
+  'resent-from',
+  'resent-sender',
+  'resent-to',
+  'resent-cc',
+  'resent-message-id',
+  'list-id',
+  'list-help',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'list-subscribe',
+  'list-post',
+  'list-owner',
+  'list-archive',
+  'feedback-id',
+];
+
+/**
+ * Header fields signed once more than they occur, so that adding one in transit breaks the
+ * signature. RFC 8058 section 4 requires List-Unsubscribe-Post to be signed.
+ */
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
+  'from',
+  'subject',
+  'to',
+  'cc',
+  'date',
+  'reply-to',
+  'message-id',
+  'content-type',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+];
+
+/** The largest header section a signer buffers while it looks for the end of the header. */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
+/** A problem with the signing options or the message that prevents signing. */
+export class DkimSignError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DkimSignError';
+  }
+}
+
+/** A signature's options, checked and completed with defaults. */
+interface PreparedSignature {
+  domain: string;
+  selector: string;
+  privateKey: KeyObject;
+  algorithm: DkimAlgorithm;
+  headerCanonicalization: Canonicalization;
+  bodyCanonicalization: Canonicalization;
+  headers: readonly string[];
+  oversign: readonly string[];
+  identity?: string;
+  expiresIn?: number;
+  bodyLength: boolean;
+}
+
+/** Checks one signature's options; raises `DkimSignError` naming the first problem. */
+export function prepareSignature(options: SignatureOptions): PreparedSignature {
+  const where = `signature d=${options.domain} s=${options.selector}`;
+  if (!isDomainName(options.domain))
+    throw new DkimSignError(`${where}: invalid domain "${options.domain}"`);
+  if (!isDomainName(options.selector))
+    throw new DkimSignError(`${where}: invalid selector "${options.selector}"`);
+  const algorithm = checkKey(options, where);
+  const canonicalization = parseCanonicalization(options.canonicalization ?? 'relaxed/relaxed');
+  if (canonicalization === undefined) {
+    throw new DkimSignError(
+      `${where}: unknown canonicalization "${options.canonicalization}"; use simple or relaxed, as header/body`,
+    );
+  }
+  const headers = options.headers ?? DEFAULT_SIGNED_HEADERS;
+  if (!headers.some((name) => name.toLowerCase() === 'from')) {
+    throw new DkimSignError(
+      `${where}: the signed headers must include From (RFC 6376 section 5.4)`,
+    );
+  }
+  if (options.identity !== undefined) checkIdentity(options.identity, options.domain, where);
+  if (
+    options.expiresIn !== undefined &&
+    !(Number.isInteger(options.expiresIn) && options.expiresIn > 0)
+  ) {
+    throw new DkimSignError(`${where}: expiresIn must be a positive whole number of seconds`);
+  }
+  return {
+    domain: options.domain.toLowerCase(),
+    selector: options.selector,
+    privateKey: options.privateKey,
+    algorithm,
+    headerCanonicalization: canonicalization[0],
+    bodyCanonicalization: canonicalization[1],
+    headers,
+    oversign: options.oversign ?? DEFAULT_OVERSIGNED_HEADERS,
+    identity: options.identity,
+    expiresIn: options.expiresIn,
+    bodyLength: options.bodyLength ?? false,
+  };
+}
+
+function checkKey(options: SignatureOptions, where: string): DkimAlgorithm {
+  const key = options.privateKey as KeyObject | undefined;
+  if (key?.type !== 'private')
+    throw new DkimSignError(`${where}: privateKey is not a private KeyObject`);
+  const keyType = key.asymmetricKeyType;
+  const algorithm = options.algorithm ?? (keyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256');
+  if (algorithm !== 'rsa-sha256' && algorithm !== 'ed25519-sha256') {
+    throw new DkimSignError(
+      `${where}: unknown algorithm "${String(algorithm)}"; use rsa-sha256 or ed25519-sha256`,
+    );
+  }
+  const expectedType = algorithm === 'rsa-sha256' ? 'rsa' : 'ed25519';
+  if (keyType !== expectedType) {
+    throw new DkimSignError(
+      `${where}: algorithm ${algorithm} needs an ${expectedType} key, not ${keyType ?? 'unknown'}`,
+    );
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (keyType === 'rsa' && bits < MIN_RSA_BITS) {
+    throw new DkimSignError(
+      `${where}: RSA key of ${bits} bits is too short; DKIM needs at least ${MIN_RSA_BITS} (RFC 8301)`,
+    );
+  }
+  return algorithm;
+}
+
+function checkIdentity(identity: string, domain: string, where: string): void {
+  const at = identity.lastIndexOf('@');
+  const identityDomain = identity.slice(at + 1).toLowerCase();
+  const lower = domain.toLowerCase();
+  if (at === -1 || (identityDomain !== lower && !identityDomain.endsWith(`.${lower}`))) {
+    throw new DkimSignError(`${where}: identity "${identity}" is not within ${domain}`);
+  }
+}
+
+/**
+ * Lists the `h=` names: every instance of each signed name present in the message, then one
+ * more for each oversigned name, which signs the absence of a further instance.
+ */
+export function selectSignedHeaders(
+  fields: readonly HeaderField[],
+  headers: readonly string[],
+  oversign: readonly string[],
+): string[] {
+  const counts = new Map<string, number>();
+  for (const field of fields) counts.set(field.key, (counts.get(field.key) ?? 0) + 1);
+  const listed = unique(headers);
+  const extra = unique(oversign);
+  const selected: string[] = [];
+  for (const name of [...listed, ...extra.filter((name) => !listed.includes(name))]) {
+    for (let count = counts.get(name) ?? 0; count > 0; count--) selected.push(name);
+  }
+  selected.push(...extra);
+  return selected;
+}
+
+function unique(names: readonly string[]): string[] {
+  return [...new Set(names.map((name) => name.toLowerCase()))];
+}
+
+/** The hash state of one body canonicalization. */
+interface BodyHashState {
+  hash: Hash;
+  length: LimitedSink;
+  canonicalizer: BodyCanonicalizer;
+}
+
+/** A signer fed with chunks; `finish` returns the DKIM-Signature fields. */
+export class DkimSigner {
+  private readonly prepared: PreparedSignature[];
+  private readonly time: Date;
+  private readonly normalizer = new CrlfNormalizer();
+  private readonly bodies = new Map<Canonicalization, BodyHashState>();
+  private headerBuffer: Buffer = Buffer.alloc(0);
+  private header: Buffer | undefined;
+
+  constructor(options: SignOptions) {
+    if (options.signatures.length === 0) throw new DkimSignError('no signatures requested');
+    this.prepared = options.signatures.map(prepareSignature);
+    this.time = options.time ?? new Date();
+    for (const signature of this.prepared) {
+      const method = signature.bodyCanonicalization;
+      if (this.bodies.has(method)) continue;
+      const hash = createHash('sha256');
+      const length = new LimitedSink(hash);
+      this.bodies.set(method, {
+        hash,
+        length,
+        canonicalizer: new BodyCanonicalizer(method, length),
+      });
+    }
+  }
+
+  /** Adds the next chunk of the message. */
+  update(chunk: Buffer): void {
+    this.updateNormalized(this.normalizer.push(chunk));
+  }
+
+  /** Adds a chunk that already has CRLF line endings throughout. */
+  updateNormalized(chunk: Buffer): void {
+    if (this.header !== undefined) {
+      this.updateBody(chunk);
+      return;
+    }
+    const searchFrom = Math.max(0, this.headerBuffer.length - 3);
+    this.headerBuffer =
+      this.headerBuffer.length === 0 ? chunk : Buffer.concat([this.headerBuffer, chunk]);
+    const end = indexOfHeaderEnd(this.headerBuffer, searchFrom);
+    if (end === -1) {
+      if (this.headerBuffer.length > MAX_HEADER_BYTES) {
+        throw new DkimSignError(
+          `header section exceeds ${MAX_HEADER_BYTES} bytes without a blank line`,
+        );
+      }
+      return;
+    }
+    this.header = this.headerBuffer.subarray(0, end);
+    this.updateBody(this.headerBuffer.subarray(end + 2));
+    this.headerBuffer = Buffer.alloc(0);
+  }
+
+  private updateBody(chunk: Buffer): void {
+    for (const state of this.bodies.values()) state.canonicalizer.update(chunk);
+  }
+
+  /** Completes the body hashes and returns the DKIM-Signature fields, each ending in CRLF. */
+  finish(): string {
+    // A message without a blank line is all header and has an empty body.
+    const header = this.header ?? this.headerBuffer;
+    const fields = parseHeaderFields(header);
+    if (!fields.some((field) => field.key === 'from')) {
+      throw new DkimSignError('the message has no From header field, which DKIM must sign');
+    }
+    const digests = new Map<Canonicalization, { digest: Buffer; length: number }>();
+    for (const [method, state] of this.bodies) {
+      state.canonicalizer.finish();
+      digests.set(method, { digest: state.hash.digest(), length: state.length.total });
+    }
+    const timestamp = Math.floor(this.time.getTime() / 1000);
+    let output = '';
+    for (const signature of this.prepared) {
+      const body = digests.get(signature.bodyCanonicalization);
+      if (body === undefined) throw new Error('body hash missing for a prepared canonicalization');
+      output += signOne(signature, fields, body, timestamp);
+    }
+    return output;
+  }
+}
+
+function signOne(
+  signature: PreparedSignature,
+  fields: readonly HeaderField[],
+  body: { digest: Buffer; length: number },
+  timestamp: number,
+): string {
+  const signedHeaders = selectSignedHeaders(fields, signature.headers, signature.oversign);
+  const tags = {
+    algorithm: signature.algorithm,
+    canonicalization: `${signature.headerCanonicalization}/${signature.bodyCanonicalization}`,
+    domain: signature.domain,
+    identity: signature.identity,
+    selector: signature.selector,
+    timestamp,
+    expiration: signature.expiresIn === undefined ? undefined : timestamp + signature.expiresIn,
+    bodyLength: signature.bodyLength ? body.length : undefined,
+    signedHeaders,
+    bodyHash: body.digest.toString('base64'),
+  };
+  const unsigned = formatSignatureField(tags, '');
+  const data = headerData(
+    fields,
+    signedHeaders,
+    signature.headerCanonicalization,
+    Buffer.from(unsigned, 'latin1'),
+  );
+  const value = signData(signature.algorithm, data, signature.privateKey).toString('base64');
+  return formatSignatureField(tags, value);
+}
+
+/** Returns the DKIM-Signature fields for `message`, each ending in CRLF. */
+export function sign(message: Buffer, options: SignOptions): string {
+  const signer = new DkimSigner(options);
+  signer.updateNormalized(toCrlf(message));
+  return signer.finish();
+}
+
+/** Returns `message` with CRLF line endings and its DKIM-Signature fields on top. */
+export function signMessage(message: Buffer, options: SignOptions): Buffer {
+  const normalized = toCrlf(message);
+  const signer = new DkimSigner(options);
+  signer.updateNormalized(normalized);
+  return Buffer.concat([Buffer.from(signer.finish(), 'latin1'), normalized]);
+}
+
+/** Creates a signer that takes the message in chunks. */
+export function createSigner(options: SignOptions): DkimSigner {
+  return new DkimSigner(options);
+}
+
+/** Signs a streamed message and returns the DKIM-Signature fields, each ending in CRLF. */
+export async function signStream(
+  chunks: AsyncIterable<Buffer | Uint8Array>,
+  options: SignOptions,
+): Promise<string> {
+  const signer = new DkimSigner(options);
+  for await (const chunk of chunks)
+    signer.update(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return signer.finish();
+}
