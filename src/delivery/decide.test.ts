@@ -21,6 +21,7 @@ const table: Row[] = [
   ['end-of-data', undefined, undefined, false, 'next-mx', '4.4.2'],
   ['starttls', undefined, undefined, true, 'defer', '4.7.0'],
   ['starttls', undefined, '4.7.4', false, 'next-mx', '4.7.4'],
+  ['starttls', 502, '5.5.1', true, 'defer', '4.5.1'],
   ['greeting', 554, '5.7.1', false, 'next-mx', '4.7.1'],
   ['greeting', 554, undefined, true, 'defer', '4.0.0'],
   ['greeting', 421, '4.3.2', true, 'defer', '4.3.2'],

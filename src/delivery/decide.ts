@@ -9,7 +9,8 @@
  * - A 5xx reply to MAIL, RCPT, DATA or the end of data is permanent and bounces at once, even
  *   when other MX hosts are left, because every MX of a domain speaks for the same mailboxes.
  * - A 4xx or 5xx greeting (RFC 5321 section 3.1: 554 means "no service here") only rules out
- *   that host, so it is treated as transient.
+ *   that host, so it is treated as transient. So is a refused STARTTLS: it says nothing about
+ *   the message, only that this host cannot meet the TLS policy.
  * - Two 5xx replies are transient by their RFC: 503 (bad sequence of commands, a session
  *   problem rather than a judgement on the message) and 552 to RCPT, which RFC 5321 section
  *   4.5.3.1.10 says clients should treat as 452 (too many recipients).
@@ -66,7 +67,9 @@ export function decide(outcome: StepOutcome): Verdict {
   }
   // A 3xx reply where none belongs, or a code outside 2xx-5xx: the peer broke the protocol.
   if (code < 400 || code >= 600) return { ...transient(), dsn: '4.5.0' };
-  if (code === 421 || stage === 'greeting' || stage === 'connect') return transient();
+  if (code === 421 || stage === 'greeting' || stage === 'connect' || stage === 'starttls') {
+    return transient();
+  }
   if (code < 500) return transient();
 
   if (code === 503) return transient();
