@@ -1,0 +1,419 @@
+/**
+ * The MX listener: mail from the Internet for hosted domains. RCPT is accepted only for what
+ * the recipient router accepts (an enabled alias, a valid SRS address, Herald's bounce
+ * address); everything else gets 550 at RCPT time, so Herald relays nothing and never sends
+ * backscatter. At end of DATA the message is checked against the content limits, its DKIM and
+ * DMARC are evaluated for forwarded recipients, and one queue entry per target is committed to
+ * the store before the client hears 250.
+ *
+ * Not handled here: delivery (the queue's workers), and SPF of the arriving message, which
+ * forwarding does not preserve anyway.
+ */
+import type { Logger } from 'pino';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+
+import { signMessage } from '../dkim/index.js';
+import {
+  checkArrival,
+  failsAfterForwarding,
+  RecipientRouter,
+  rewriteFrom,
+  rewriteSender,
+  type ArrivalCheck,
+  type RecipientRoute,
+  type SrsSource,
+  type TxtLookup,
+} from '../forwarding/index.js';
+import { toCrlf } from '../message/index.js';
+import type { NewRecipient, Store } from '../store/types.js';
+import { readMessage } from './data.js';
+import { RateLimiter } from './limits.js';
+import { REPLIES, replyError, replyText } from './replies.js';
+import {
+  ClientGuard,
+  closeGracefully,
+  contentError,
+  envelopeAddress,
+  receivedField,
+  type ListenerLimits,
+} from './session.js';
+import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
+
+export interface InboundOptions {
+  store: Store;
+  logger: Logger;
+  hostname: string;
+  limits: ListenerLimits;
+  tls: TlsOptions;
+  srs: SrsSource;
+  dkimKeys: DkimKeySource;
+  lookupTxt: TxtLookup;
+  onEnqueued?: EnqueuedListener;
+  /** Messages per hour accepted for one SRS address from a non-null sender (auto-replies). */
+  srsRepliesPerHour?: number;
+}
+
+/** Default rate for mail with a non-null sender to one SRS address: auto-replies, not floods. */
+export const DEFAULT_SRS_REPLIES_PER_HOUR = 10;
+
+type AcceptedRoute = Exclude<RecipientRoute, { kind: 'reject' }>;
+
+/** The recipients accepted so far in the current transaction of a session. */
+interface Transaction {
+  routes: Map<string, AcceptedRoute>;
+}
+
+/** One message body to enqueue and the recipients that receive that body. */
+interface Variant {
+  body: Buffer;
+  recipients: NewRecipient[];
+}
+
+export class InboundListener {
+  readonly server: SMTPServer;
+  private readonly router: RecipientRouter;
+  private readonly guard: ClientGuard;
+  /** Sessions inside DATA, which a shutdown lets finish. */
+  private readonly busy = new Set<string>();
+  private readonly srsReplies: RateLimiter;
+  private readonly transactions = new Map<string, Transaction>();
+
+  constructor(private readonly options: InboundOptions) {
+    const { limits, logger } = options;
+    this.router = new RecipientRouter({
+      store: options.store,
+      srs: options.srs,
+      hostname: options.hostname,
+    });
+    this.guard = new ClientGuard(limits, logger);
+    this.srsReplies = new RateLimiter(
+      options.srsRepliesPerHour ?? DEFAULT_SRS_REPLIES_PER_HOUR,
+      3_600_000,
+    );
+
+    this.server = new SMTPServer({
+      name: options.hostname,
+      banner: 'Herald',
+      key: options.tls.key,
+      cert: options.tls.cert,
+      size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
+      // Port 25 takes mail from anyone; AUTH belongs to the submission port.
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      disableReverseLookup: true,
+      socketTimeout: limits.idleTimeoutMs,
+      logger: false,
+      onConnect: this.guard.onConnect,
+      onClose: (session) => {
+        this.transactions.delete(session.id);
+        this.guard.onClose(session);
+      },
+      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
+      onRcptTo: (address, session, callback) => {
+        this.onRcptTo(address, session).then(() => callback(), callback);
+      },
+      onData: (stream, session, callback) => {
+        this.busy.add(session.id);
+        this.onData(stream, session)
+          .then((reply) => callback(null, reply), callback)
+          .finally(() => this.busy.delete(session.id));
+      },
+    });
+    this.server.on('error', (error) => logger.error({ err: error }, 'MX listener error'));
+  }
+
+  /** Stops accepting connections and closes the open ones once their DATA phase is over. */
+  close(timeoutMs: number): Promise<void> {
+    return closeGracefully(this.server, this.busy, timeoutMs);
+  }
+
+  private onMailFrom(
+    _address: SMTPServerAddress,
+    session: SMTPServerSession,
+    callback: (error?: Error | null) => void,
+  ): void {
+    const limited = this.guard.checkCommand(session, 'MAIL');
+    if (limited) return callback(limited);
+    this.transactions.set(session.id, { routes: new Map() });
+    callback();
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const limited = this.guard.checkCommand(session, 'RCPT');
+    if (limited) throw limited;
+
+    const transaction = this.transactionOf(session);
+    const key = address.address.toLowerCase();
+    const { maxRecipients } = this.options.limits;
+    if (
+      maxRecipients > 0 &&
+      transaction.routes.size >= maxRecipients &&
+      !transaction.routes.has(key)
+    ) {
+      throw replyError(REPLIES.tooManyRecipients);
+    }
+
+    const route = await this.router.route(address.address);
+    const sender = envelopeAddress(session.envelope.mailFrom);
+    const log = {
+      session: session.id,
+      client: session.remoteAddress,
+      from: sender,
+      to: address.address,
+    };
+    if (route.kind === 'reject') {
+      this.options.logger.info(
+        { ...log, reason: route.reason, detail: route.detail },
+        'recipient rejected',
+      );
+      throw rejectionFor(route.reason);
+    }
+
+    // Auto-replies to a forwarded message come back to its SRS sender with a real sender of
+    // their own; they are wanted, but a flood of them is not, so each SRS address is limited.
+    if (route.kind === 'srs-reverse' && sender !== '' && !this.srsReplies.take(key)) {
+      this.options.logger.warn(
+        log,
+        'recipient deferred: SRS address over its rate for non-null senders',
+      );
+      throw replyError(REPLIES.srsRateLimited);
+    }
+    transaction.routes.set(key, route);
+  }
+
+  private transactionOf(session: SMTPServerSession): Transaction {
+    let transaction = this.transactions.get(session.id);
+    if (!transaction) {
+      transaction = { routes: new Map() };
+      this.transactions.set(session.id, transaction);
+    }
+    return transaction;
+  }
+
+  private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
+    const limited = this.guard.checkCommand(session, 'DATA');
+    const verdict = await readMessage(
+      stream as import('node:stream').Readable,
+      this.options.limits,
+    );
+    if (limited) throw limited;
+    const sender = envelopeAddress(session.envelope.mailFrom);
+    if (!verdict.ok) {
+      this.options.logger.info(
+        {
+          session: session.id,
+          client: session.remoteAddress,
+          from: sender,
+          violation: verdict.violation,
+          size: verdict.size,
+        },
+        'message rejected: content limit exceeded',
+      );
+      throw contentError(verdict, this.options.limits);
+    }
+
+    const routes = [...this.transactionOf(session).routes.values()];
+    this.transactions.delete(session.id);
+    const message = toCrlf(verdict.message);
+    const trace = receivedField(
+      session,
+      this.options.hostname,
+      routes.map((route) => route.recipient),
+    );
+
+    const aliasRoutes = routes.filter((route) => route.kind === 'alias');
+    const check = aliasRoutes.length > 0 ? await this.checkAuthentication(message) : undefined;
+    const traced = Buffer.concat([
+      Buffer.from((check?.headerField ?? '') + trace, 'utf8'),
+      message,
+    ]);
+
+    const variants = await this.buildVariants(traced, routes, sender, check, session);
+    if (variants.length === 0) {
+      this.options.logger.info(
+        { session: session.id, from: sender, to: routes.map((route) => route.recipient) },
+        'message for the bounce address read and discarded',
+      );
+      return replyText(REPLIES.queued, 'Ok: discarded');
+    }
+
+    const ids = await this.enqueue(variants, sender, session);
+    return replyText(REPLIES.queued, `Ok: queued as ${ids.join(' ')}`);
+  }
+
+  private async checkAuthentication(message: Buffer): Promise<ArrivalCheck> {
+    return checkArrival(message, {
+      lookupTxt: this.options.lookupTxt,
+      authservId: this.options.hostname,
+    });
+  }
+
+  /**
+   * Groups the queue entries by the body they get: the message as received, or for aliases
+   * with the `rewrite-from` policy a copy with the From rewritten and a signature of the alias
+   * domain. Throws the DMARC rejection when an alias with the `reject` policy receives a
+   * message that would fail DMARC after forwarding, because SMTP has one reply per message.
+   */
+  private async buildVariants(
+    message: Buffer,
+    routes: AcceptedRoute[],
+    sender: string,
+    check: ArrivalCheck | undefined,
+    session: SMTPServerSession,
+  ): Promise<Variant[]> {
+    const failing = check !== undefined && failsAfterForwarding(check.dmarc);
+    if (
+      failing &&
+      routes.some((route) => route.kind === 'alias' && route.dmarcPolicy === 'reject')
+    ) {
+      this.options.logger.info(
+        {
+          session: session.id,
+          from: sender,
+          fromDomain: check.dmarc.fromDomain,
+          reason: check.dmarc.reason,
+        },
+        'message rejected: it fails DMARC and an alias policy rejects such mail',
+      );
+      throw replyError(REPLIES.dmarcRejected);
+    }
+
+    const original: Variant = { body: message, recipients: [] };
+    const rewritten = new Map<string, Variant>();
+    for (const route of routes) {
+      if (route.kind === 'own-bounce') continue;
+      if (route.kind === 'srs-reverse') {
+        original.recipients.push(await this.entryFor(route.original, sender, null, session));
+        continue;
+      }
+
+      let variant = original;
+      if (failing && route.dmarcPolicy === 'rewrite-from') {
+        const aliasAddress =
+          route.alias.localPart === '*'
+            ? route.recipient.toLowerCase()
+            : `${route.alias.localPart}@${route.domain.name}`;
+        variant =
+          rewritten.get(aliasAddress) ??
+          this.rewrittenVariant(message, aliasAddress, route.domain.name);
+        rewritten.set(aliasAddress, variant);
+      }
+      for (const target of route.targets) {
+        variant.recipients.push(
+          await this.entryFor(target, sender, route.domain.srsDomain, session),
+        );
+      }
+    }
+    return [original, ...rewritten.values()]
+      .map((variant) => ({ ...variant, recipients: dedupe(variant.recipients) }))
+      .filter((variant) => variant.recipients.length > 0);
+  }
+
+  private rewrittenVariant(message: Buffer, aliasAddress: string, domain: string): Variant {
+    const rewritten = rewriteFrom(message, aliasAddress) ?? message;
+    const signatures = this.options.dkimKeys.signaturesFor(domain);
+    if (signatures.length === 0) {
+      this.options.logger.warn(
+        { domain },
+        'From rewritten but the alias domain has no active DKIM key',
+      );
+      return { body: rewritten, recipients: [] };
+    }
+    return { body: signMessage(rewritten, { signatures }), recipients: [] };
+  }
+
+  /**
+   * The queue entry for one forwarding target: the envelope sender SRS-rewritten, and bounces
+   * of Herald's own addressed to the original sender directly.
+   */
+  private async entryFor(
+    recipient: string,
+    sender: string,
+    srsDomain: string | null,
+    session: SMTPServerSession,
+  ): Promise<NewRecipient> {
+    const rewrite = await rewriteSender(this.options.srs, sender, { recipient, srsDomain });
+    if (rewrite.ok) return { recipient, sender: rewrite.sender, bounceTo: sender };
+    // A sender that SRS cannot encode (too long, with no token store) is forwarded with the
+    // null sender: the mail still arrives, and Herald's own DSNs still reach the sender.
+    this.options.logger.warn(
+      {
+        session: session.id,
+        from: sender,
+        to: recipient,
+        reason: rewrite.reason,
+        detail: rewrite.message,
+      },
+      'SRS rewrite failed; forwarding with the null sender',
+    );
+    return { recipient, sender: '', bounceTo: sender };
+  }
+
+  private async enqueue(
+    variants: Variant[],
+    sender: string,
+    session: SMTPServerSession,
+  ): Promise<string[]> {
+    const started = Date.now();
+    try {
+      const results = await Promise.all(
+        variants.map((variant) =>
+          this.options.store.enqueue({
+            body: variant.body,
+            origin: 'forward',
+            originalSender: sender,
+            clientAddress: `${session.remoteAddress} (${session.hostNameAppearsAs || 'unknown'})`,
+            recipients: variant.recipients,
+          }),
+        ),
+      );
+      results.forEach(({ messageId }, index) => {
+        const recipients = variants[index]!.recipients;
+        this.options.logger.child({ queueId: messageId }).info(
+          {
+            from: sender,
+            to: recipients.map((entry) => entry.recipient),
+            relay: 'none',
+            delay: (Date.now() - started) / 1000,
+            dsn: '2.0.0',
+            status: 'queued',
+            session: session.id,
+            client: session.remoteAddress,
+            size: variants[index]!.body.length,
+          },
+          'message queued for forwarding',
+        );
+        this.options.onEnqueued?.({ messageId, origin: 'forward', recipients: recipients.length });
+      });
+      return results.map((result) => result.messageId);
+    } catch (error) {
+      this.options.logger.error(
+        { err: error, session: session.id, from: sender },
+        'enqueue failed',
+      );
+      throw replyError(REPLIES.localError);
+    }
+  }
+}
+
+function rejectionFor(reason: Extract<RecipientRoute, { kind: 'reject' }>['reason']) {
+  switch (reason) {
+    case 'not-hosted':
+      return replyError(REPLIES.relayDenied);
+    case 'unknown-user':
+      return replyError(REPLIES.unknownRecipient);
+    case 'disabled':
+      return replyError(REPLIES.aliasDisabled);
+    case 'invalid-srs':
+      return replyError(REPLIES.invalidSrsAddress);
+  }
+}
+
+function dedupe(recipients: NewRecipient[]): NewRecipient[] {
+  const seen = new Map<string, NewRecipient>();
+  for (const entry of recipients) {
+    const key = entry.recipient.toLowerCase();
+    if (!seen.has(key)) seen.set(key, entry);
+  }
+  return [...seen.values()];
+}

@@ -1,0 +1,157 @@
+/**
+ * What the MX and submission listeners share: the per-client limits applied in the
+ * smtp-server hooks, the `Received` field (RFC 5321 section 4.4), and the replies for content
+ * that broke a limit. Each listener keeps its own policy in its own module.
+ */
+import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+import type { Logger } from 'pino';
+
+import { formatHeaderField, formatReceived } from '../message/index.js';
+import type { ContentLimits, ContentVerdict } from './data.js';
+import { ConnectionLimiter, RateLimiter } from './limits.js';
+import { REPLIES, replyError, replyText, type SmtpReplyError } from './replies.js';
+
+/** The settings both listeners apply, in bytes, counts and milliseconds. */
+export interface ListenerLimits extends ContentLimits {
+  maxRecipients: number;
+  maxConnectionsPerClient: number;
+  /** MAIL, RCPT, DATA and AUTH commands per client address per minute; 0 for no limit. */
+  commandsPerMinute: number;
+  /** Milliseconds of silence from the client before the session is closed with 421. */
+  idleTimeoutMs: number;
+}
+
+type Callback = (error?: Error | null) => void;
+
+/**
+ * Connection and command limits per client address. `onConnect` and `onClose` go straight into
+ * the smtp-server options; `checkCommand` runs at the start of every MAIL, RCPT, DATA and AUTH
+ * hook. smtp-server has no hook for the other commands (NOOP, RSET, HELO), whose abuse its own
+ * counter of unrecognised commands and the idle timeout bound instead.
+ */
+export class ClientGuard {
+  private readonly connections: ConnectionLimiter;
+  private readonly commands: RateLimiter;
+  /** Sessions counted in `connections`, so a refused session is not released twice. */
+  private readonly counted = new Set<string>();
+
+  constructor(
+    limits: ListenerLimits,
+    private readonly logger: Logger,
+  ) {
+    this.connections = new ConnectionLimiter(limits.maxConnectionsPerClient);
+    this.commands = new RateLimiter(limits.commandsPerMinute, 60_000);
+  }
+
+  onConnect = (session: SMTPServerSession, callback: Callback): void => {
+    if (!this.connections.acquire(session.remoteAddress)) {
+      this.logger.warn(
+        { session: session.id, client: session.remoteAddress },
+        'connection rejected: too many connections from this client',
+      );
+      callback(replyError(REPLIES.tooManyConnections));
+      return;
+    }
+    this.counted.add(session.id);
+    callback();
+  };
+
+  onClose = (session: SMTPServerSession): void => {
+    if (this.counted.delete(session.id)) this.connections.release(session.remoteAddress);
+  };
+
+  /** Returns the error to reply with when the client is over its command rate. */
+  checkCommand(session: SMTPServerSession, command: string): SmtpReplyError | undefined {
+    if (this.commands.take(session.remoteAddress)) return undefined;
+    this.logger.warn(
+      { session: session.id, client: session.remoteAddress, command },
+      'command rejected: client over its command rate',
+    );
+    return replyError(REPLIES.tooManyCommands);
+  }
+}
+
+/** The reply for content that broke a limit. */
+export function contentError(
+  verdict: Extract<ContentVerdict, { ok: false }>,
+  limits: ContentLimits,
+): SmtpReplyError {
+  switch (verdict.violation) {
+    case 'message-size':
+      return replyError(
+        REPLIES.messageTooLarge,
+        `Message size exceeds the fixed maximum message size of ${limits.maxMessageSize} octets`,
+      );
+    case 'line-length':
+      return replyError(
+        REPLIES.lineTooLong,
+        `Message contains a line longer than ${limits.maxLineLength} octets`,
+      );
+    case 'header-size':
+      return replyError(
+        REPLIES.headerTooLarge,
+        `Message header exceeds the limit of ${limits.maxHeaderSize} octets`,
+      );
+  }
+}
+
+/**
+ * Builds the `Received` field for a session. The `for` clause names the recipient only when
+ * there is exactly one, as Postfix does, so a message to many does not list them all.
+ */
+export function receivedField(
+  session: SMTPServerSession,
+  hostname: string,
+  recipients: readonly string[],
+  now: Date = new Date(),
+): string {
+  const helo = session.hostNameAppearsAs || 'unknown';
+  const reverse = session.clientHostname || `[${session.remoteAddress}]`;
+  const tls = session.tlsOptions
+    ? ` (using ${session.tlsOptions.version ?? 'TLS'} with cipher ${session.tlsOptions.name})`
+    : '';
+  const value = formatReceived({
+    from: `${helo} (${reverse} [${session.remoteAddress}])`,
+    by: `${hostname}${tls}`,
+    with: session.transmissionType || 'ESMTP',
+    id: session.id,
+    ...(recipients.length === 1 ? { for: recipients[0]! } : {}),
+    date: now,
+  });
+  return formatHeaderField('Received', value);
+}
+
+/** Reads an smtp-server address's text, which is `''` for the null sender. */
+export function envelopeAddress(address: { address: string } | false | undefined): string {
+  return address ? address.address : '';
+}
+
+/**
+ * Closes a listener for shutdown: it stops accepting at once, sessions outside DATA get 421
+ * (RFC 5321 section 3.8) and are closed, and sessions inside DATA finish their message first,
+ * so every message a client was told 250 about is in the store. After `timeoutMs` smtp-server
+ * closes whatever is left.
+ */
+export async function closeGracefully(
+  server: SMTPServer,
+  busy: ReadonlySet<string>,
+  timeoutMs: number,
+): Promise<void> {
+  server.options.closeTimeout = timeoutMs;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const shutdown = replyText(REPLIES.shuttingDown);
+  const sweep = () => {
+    for (const connection of server.connections) {
+      if (busy.has(connection.session.id)) continue;
+      connection.send(REPLIES.shuttingDown.code, shutdown);
+      connection.close();
+    }
+  };
+  sweep();
+  const timer = setInterval(sweep, 50);
+  try {
+    await closed;
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The submission listener (RFC 6409, port 587): mail from Herald's own users. The session
+ * must use STARTTLS before AUTH PLAIN or LOGIN (RFC 4954 section 4), and AUTH before MAIL.
+ * A credential sends only as its own domain: the envelope sender and every From address must
+ * be in it. Message-ID and Date are added when missing, then the message is signed with every
+ * active DKIM key of the From domain and committed to the queue before 250.
+ */
+import type { Readable } from 'node:stream';
+
+import type { Logger } from 'pino';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerSession,
+} from 'smtp-server';
+
+import { signMessage } from '../dkim/index.js';
+import { verifyPassword } from '../domains/password.js';
+import { fromDomains } from '../forwarding/index.js';
+import {
+  createMessageId,
+  formatDate,
+  formatHeaderField,
+  parseHeaderFields,
+  splitMessage,
+  toCrlf,
+} from '../message/index.js';
+import type { Store } from '../store/types.js';
+import { readMessage } from './data.js';
+import { REPLIES, replyError, replyText } from './replies.js';
+import {
+  ClientGuard,
+  closeGracefully,
+  contentError,
+  envelopeAddress,
+  receivedField,
+  type ListenerLimits,
+} from './session.js';
+import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
+
+export interface SubmissionOptions {
+  store: Store;
+  logger: Logger;
+  hostname: string;
+  limits: ListenerLimits;
+  tls: TlsOptions;
+  dkimKeys: DkimKeySource;
+  onEnqueued?: EnqueuedListener;
+}
+
+/** The authenticated user of a session: a credential and the domain it may send as. */
+export interface SubmissionUser {
+  username: string;
+  domain: string;
+}
+
+type Callback = (error?: Error | null) => void;
+
+export class SubmissionListener {
+  readonly server: SMTPServer;
+  private readonly guard: ClientGuard;
+  /** Sessions inside DATA, which a shutdown lets finish. */
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly options: SubmissionOptions) {
+    const { limits, logger } = options;
+    this.guard = new ClientGuard(limits, logger);
+    this.server = new SMTPServer({
+      name: options.hostname,
+      banner: 'Herald submission',
+      key: options.tls.key,
+      cert: options.tls.cert,
+      size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
+      authMethods: ['PLAIN', 'LOGIN'],
+      // smtp-server refuses AUTH before STARTTLS with 538 unless this is true.
+      allowInsecureAuth: false,
+      authRequiredMessage: '5.7.0 Authentication required',
+      disableReverseLookup: true,
+      socketTimeout: limits.idleTimeoutMs,
+      logger: false,
+      onConnect: this.guard.onConnect,
+      onClose: this.guard.onClose,
+      onAuth: (auth, session, callback) => {
+        this.onAuth(auth, session).then(
+          (response) => callback(null, response),
+          (error: Error) => callback(error),
+        );
+      },
+      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
+      onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
+      onData: (stream, session, callback) => {
+        this.busy.add(session.id);
+        this.onData(stream, session)
+          .then((reply) => callback(null, reply), callback)
+          .finally(() => this.busy.delete(session.id));
+      },
+    });
+    this.server.on('error', (error) => logger.error({ err: error }, 'submission listener error'));
+  }
+
+  /** Stops accepting connections and closes the open ones once their DATA phase is over. */
+  close(timeoutMs: number): Promise<void> {
+    return closeGracefully(this.server, this.busy, timeoutMs);
+  }
+
+  private async onAuth(
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+  ): Promise<SMTPServerAuthenticationResponse> {
+    const limited = this.guard.checkCommand(session, 'AUTH');
+    if (limited) throw limited;
+
+    const username = auth.username ?? '';
+    const log = {
+      session: session.id,
+      client: session.remoteAddress,
+      username,
+      method: auth.method,
+    };
+    let user: SubmissionUser | undefined;
+    try {
+      user = await this.authenticate(username, auth.password ?? '');
+    } catch (error) {
+      this.options.logger.error({ ...log, err: error }, 'authentication failed: store error');
+      throw replyError(REPLIES.authTemporary);
+    }
+    if (!user) {
+      this.options.logger.warn(log, 'authentication failed: invalid credentials');
+      throw replyError(REPLIES.authFailed);
+    }
+    this.options.logger.info({ ...log, domain: user.domain }, 'authenticated');
+    return { user };
+  }
+
+  /** Checks a username and password; returns the user, or undefined when they do not match. */
+  private async authenticate(
+    username: string,
+    password: string,
+  ): Promise<SubmissionUser | undefined> {
+    const credential = await this.options.store.getCredential(username);
+    // An unknown user still costs one scrypt run, so timing does not reveal which names exist.
+    const hash = credential?.passwordHash ?? UNKNOWN_USER_HASH;
+    const valid = await verifyPassword(password, hash);
+    if (!credential || !valid) return undefined;
+
+    const domains = await this.options.store.listDomains();
+    const domain = domains.find((candidate) => candidate.id === credential.domainId);
+    return domain
+      ? { username: credential.username, domain: domain.name.toLowerCase() }
+      : undefined;
+  }
+
+  private onMailFrom(
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    callback: Callback,
+  ): void {
+    const limited = this.guard.checkCommand(session, 'MAIL');
+    if (limited) return callback(limited);
+
+    const user = session.user as SubmissionUser;
+    if (domainOfAddress(address.address) !== user.domain) {
+      this.options.logger.warn(
+        { session: session.id, username: user.username, from: address.address },
+        'sender rejected: not in the domain of the credential',
+      );
+      return callback(replyError(REPLIES.senderNotOwned));
+    }
+    callback();
+  }
+
+  private onRcptTo(
+    _address: SMTPServerAddress,
+    session: SMTPServerSession,
+    callback: Callback,
+  ): void {
+    const limited = this.guard.checkCommand(session, 'RCPT');
+    if (limited) return callback(limited);
+    const { maxRecipients } = this.options.limits;
+    if (maxRecipients > 0 && session.envelope.rcptTo.length >= maxRecipients) {
+      return callback(replyError(REPLIES.tooManyRecipients));
+    }
+    callback();
+  }
+
+  private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
+    const limited = this.guard.checkCommand(session, 'DATA');
+    const verdict = await readMessage(stream as Readable, this.options.limits);
+    if (limited) throw limited;
+    if (!verdict.ok) throw contentError(verdict, this.options.limits);
+
+    const user = session.user as SubmissionUser;
+    const sender = envelopeAddress(session.envelope.mailFrom);
+    const recipients = session.envelope.rcptTo.map((rcpt) => rcpt.address);
+    let message = toCrlf(verdict.message);
+
+    const domains = fromDomains(message);
+    if (domains.length === 0) throw replyError(REPLIES.fromMissing);
+    if (domains.some((domain) => domain !== user.domain)) {
+      this.options.logger.warn(
+        { session: session.id, username: user.username, from: sender, fromDomains: domains },
+        'message rejected: From is not in the domain of the credential',
+      );
+      throw replyError(REPLIES.fromNotOwned);
+    }
+
+    const now = new Date();
+    message = Buffer.concat([
+      Buffer.from(receivedField(session, this.options.hostname, recipients, now), 'utf8'),
+      addMissingFields(message, user.domain, now),
+    ]);
+    const signatures = this.options.dkimKeys.signaturesFor(user.domain);
+    if (signatures.length > 0) message = signMessage(message, { signatures, time: now });
+    else
+      this.options.logger.warn(
+        { domain: user.domain },
+        'submitted message not signed: no active DKIM key',
+      );
+
+    const messageId = await this.enqueue(message, sender, recipients, session);
+    this.options.logger.child({ queueId: messageId }).info(
+      {
+        from: sender,
+        to: recipients,
+        relay: 'none',
+        delay: (Date.now() - now.getTime()) / 1000,
+        dsn: '2.0.0',
+        status: 'queued',
+        session: session.id,
+        username: user.username,
+        signatures: signatures.map((key) => `${key.domain}/${key.selector}`),
+        size: message.length,
+      },
+      'submitted message queued',
+    );
+    this.options.onEnqueued?.({ messageId, origin: 'submission', recipients: recipients.length });
+    return replyText(REPLIES.queued, `Ok: queued as ${messageId}`);
+  }
+
+  private async enqueue(
+    message: Buffer,
+    sender: string,
+    recipients: string[],
+    session: SMTPServerSession,
+  ): Promise<string> {
+    try {
+      const { messageId } = await this.options.store.enqueue({
+        body: message,
+        origin: 'submission',
+        originalSender: sender,
+        clientAddress: `${session.remoteAddress} (${session.hostNameAppearsAs || 'unknown'})`,
+        recipients: recipients.map((recipient) => ({ recipient, sender, bounceTo: sender })),
+      });
+      return messageId;
+    } catch (error) {
+      this.options.logger.error(
+        { err: error, session: session.id, from: sender },
+        'enqueue failed',
+      );
+      throw replyError(REPLIES.localError);
+    }
+  }
+}
+
+/** A well-formed hash that no password matches in practice, for the unknown-user path. */
+const UNKNOWN_USER_HASH =
+  'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+function domainOfAddress(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  if (at < 0) return undefined;
+  return address
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
+}
+
+/** Adds `Message-ID` and `Date` on top of the header when the message lacks them (RFC 6409 section 8). */
+export function addMissingFields(message: Buffer, domain: string, now: Date): Buffer {
+  const fields = parseHeaderFields(splitMessage(message).header);
+  let added = '';
+  if (!fields.some((field) => field.key === 'message-id')) {
+    added += formatHeaderField('Message-ID', createMessageId(domain, now));
+  }
+  if (!fields.some((field) => field.key === 'date'))
+    added += formatHeaderField('Date', formatDate(now));
+  return added === '' ? message : Buffer.concat([Buffer.from(added, 'utf8'), message]);
+}
