@@ -9,7 +9,7 @@ import type { NewSubscriber } from './types.js';
 /** A write function that behaves like the store: the first row of each address wins. */
 function memoryList(): {
   rows: NewSubscriber[];
-  write(batch: NewSubscriber[]): Promise<(number | null)[]>;
+  write: (batch: NewSubscriber[]) => Promise<(number | null)[]>;
 } {
   const seen = new Set<string>();
   const rows: NewSubscriber[] = [];
