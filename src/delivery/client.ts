@@ -384,9 +384,8 @@ export function hasEightBit(body: Buffer): boolean {
 
 /** RFC 6531 section 3.4: UTF-8 in an envelope address or in the header section needs SMTPUTF8. */
 export function requiresSmtpUtf8(message: OutboundMessage): boolean {
-  const nonAscii = /[^\u0000-\u007f]/u;
-  if (nonAscii.test(message.from) || message.to.some((address) => nonAscii.test(address)))
-    return true;
+  const nonAscii = (text: string): boolean => Buffer.byteLength(text) !== text.length;
+  if (nonAscii(message.from) || message.to.some(nonAscii)) return true;
   let headerEnd = message.body.indexOf('\r\n\r\n');
   if (headerEnd < 0) headerEnd = message.body.length;
   return hasEightBit(message.body.subarray(0, headerEnd));
