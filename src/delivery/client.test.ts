@@ -1,6 +1,10 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
+import {
+  selfSignedCertificate,
+  startSmtpSink,
+  type SmtpSink,
+} from '../../test/helpers/smtp-sink.js';
 import {
   DeliveryError,
   openConnection,
@@ -78,6 +82,22 @@ describe('openConnection', () => {
     expect(message!.heloName).toBe('herald.test');
     expect(message!.from).toBe('a@origin.test');
     expect(message!.body.toString()).toBe(body.toString());
+  });
+
+  it('verifies the certificate when TLS is required', async () => {
+    const receiver = await sink({ starttls: true });
+    const unverified = await openError(receiver.port, { tls: 'required' });
+    expect(unverified.stage).toBe('starttls');
+    expect(unverified.reply).toMatch(/self[- ]signed/i);
+
+    const target = { host: 'sink.test', address: '127.0.0.1' };
+    const ca = selfSignedCertificate().cert;
+    const connection = await openConnection(
+      target,
+      options(receiver.port, { tls: 'required', ca }),
+    );
+    connections.push(connection);
+    expect(connection.secure).toBe(true);
   });
 
   it('stays in plaintext without STARTTLS when opportunistic', async () => {

@@ -10,10 +10,10 @@
  * `decide` needs. SMTP replies never throw: `send` resolves with a report for each recipient,
  * and `openConnection` rejects with a `DeliveryError` carrying the same facts.
  *
- * TLS policy: `opportunistic` encrypts when offered, accepts any certificate (a self-signed
- * receiver included) and falls back to plaintext when the handshake fails; `required` refuses
- * to send in plaintext. Neither verifies the certificate against a CA, because MX host names
- * come from unauthenticated DNS: without DANE or MTA-STS a verified name proves nothing.
+ * TLS policy: `opportunistic` encrypts when the host offers STARTTLS, accepts any certificate
+ * (a self-signed receiver included, since an unverified encryption still beats plaintext) and
+ * falls back to plaintext when the handshake fails. `required` sends only over TLS with a
+ * certificate that verifies for the MX host name against the system CAs or `ca`.
  */
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -31,6 +31,8 @@ export interface ClientOptions {
   greetingTimeoutMs?: number;
   /** Inactivity limit for any reply, the end-of-data reply included. */
   socketTimeoutMs?: number;
+  /** Certificate authorities that verify receivers under the `required` policy, PEM. */
+  ca?: string | Buffer;
 }
 
 /** A host to connect to: the MX name (for SNI and logs) and the address it resolved to. */
@@ -136,7 +138,11 @@ function connectOnce(
     requireTLS: options.tls === 'required',
     opportunisticTLS: options.tls === 'opportunistic',
     ignoreTLS: plaintext,
-    tls: { rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    tls: {
+      rejectUnauthorized: options.tls === 'required',
+      minVersion: 'TLSv1.2',
+      ...(options.ca ? { ca: options.ca } : {}),
+    },
     logger: false,
   });
 

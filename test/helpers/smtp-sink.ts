@@ -82,8 +82,9 @@ export interface SmtpSink {
 let certificate: { key: Buffer; cert: Buffer } | undefined;
 
 /**
- * Creates (once per process) a self-signed P-256 certificate with `openssl req -x509`, so
- * every sink of a test run shares one key and TLS setup costs little.
+ * Creates (once per process) a self-signed P-256 certificate for `sink.test` and 127.0.0.1
+ * with `openssl req -x509`, so every sink of a test run shares one key and TLS setup costs
+ * little. The certificate is its own CA: pass `cert` as `ca` to a client that verifies.
  */
 export function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
   if (certificate) return certificate;
