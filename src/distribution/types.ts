@@ -238,6 +238,12 @@ export interface DistributionStore {
   countRecipients(campaignId: number): Promise<RecipientCounts>;
   listCampaignEvents(campaignId: number, limit?: number): Promise<CampaignEvent[]>;
   /**
+   * Subscribers of a campaign that already have a queue entry, read from the mail store's
+   * queue table: a send that stopped between enqueueing and recording a batch skips them on
+   * resume instead of sending twice.
+   */
+  alreadyQueued(campaignId: number, subscriberIds: number[]): Promise<Set<number>>;
+  /**
    * Queue outcomes of a campaign's entries: reads the mail store's queue table (same
    * database) so progress does not need a hook in the delivery workers.
    */

@@ -1,0 +1,820 @@
+/**
+ * The SQLite implementation of the distribution store. It opens its own connection to the
+ * mail store's database file (WAL lets both share it) and keeps to its own tables, except
+ * for two read-only queries on `queue_entries` that report a campaign's deliveries. Call
+ * `migrate()` after the mail store's own migration, because one index covers the queue table.
+ *
+ * The interface comes from the distribution module as a type only: nothing of that module
+ * runs here.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+import Database from 'better-sqlite3';
+
+import type {
+  AddSubscribersResult,
+  ApiTokenRecord,
+  Campaign,
+  CampaignEvent,
+  CampaignRecipient,
+  DistributionStore,
+  MailingList,
+  NewCampaign,
+  NewSubscriber,
+  Organisation,
+  RecipientCounts,
+  RecipientStatus,
+  Subscriber,
+  SubscriberPage,
+  SubscriberStatus,
+  Suppression,
+  TokenRole,
+} from '../distribution/types.js';
+import {
+  DISTRIBUTION_MIGRATIONS,
+  distributionMigrationsTableStatement,
+} from './distribution-migrations.js';
+import { StoreConflictError, StoreNotFoundError } from './errors.js';
+import { SQLITE_DIALECT } from './migrations.js';
+
+type Row = Record<string, string | number | Buffer | null>;
+
+const RECIPIENT_STATUSES: RecipientStatus[] = [
+  'queued',
+  'delivered',
+  'deferred',
+  'bounced',
+  'complained',
+  'unsubscribed',
+  'suppressed',
+];
+const SUBSCRIBER_STATUSES: SubscriberStatus[] = [
+  'subscribed',
+  'unsubscribed',
+  'bounced',
+  'complained',
+];
+
+export interface SqliteDistributionStoreOptions {
+  /** The mail store's database file. */
+  path: string;
+  busyTimeoutMs?: number;
+}
+
+export class SqliteDistributionStore implements DistributionStore {
+  private readonly db: Database.Database;
+  private closed = false;
+
+  constructor(options: SqliteDistributionStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  migrate(): Promise<void> {
+    return settle(() => {
+      this.db.exec(distributionMigrationsTableStatement());
+      const apply = this.db.transaction(() => {
+        const rows = this.all('SELECT version FROM distribution_schema_migrations');
+        const applied = new Set(rows.map((row) => Number(row.version)));
+        for (const migration of DISTRIBUTION_MIGRATIONS) {
+          if (applied.has(migration.version)) continue;
+          for (const statement of migration.statements(SQLITE_DIALECT)) this.db.exec(statement);
+          this.db
+            .prepare(
+              'INSERT INTO distribution_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+            )
+            .run(migration.version, migration.name, Date.now());
+        }
+      });
+      // IMMEDIATE: a second process waits for the first and then sees its versions.
+      apply.immediate();
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.closed) return;
+      this.closed = true;
+      this.db.close();
+    });
+  }
+
+  getSecret(name: string): Promise<Buffer> {
+    return settle(() => {
+      this.db
+        .prepare(
+          'INSERT OR IGNORE INTO distribution_secrets (name, value, created_at) VALUES (?, ?, ?)',
+        )
+        .run(name, randomBytes(32), Date.now());
+      const row = this.get('SELECT value FROM distribution_secrets WHERE name = ?', name);
+      return row!.value as Buffer;
+    });
+  }
+
+  // Organisations, domains, tokens.
+
+  createOrganisation(name: string): Promise<Organisation> {
+    return settle(() => {
+      const row = this.unique(`organisation ${name}`, () =>
+        this.get(
+          'INSERT INTO organisations (name, created_at) VALUES (?, ?) RETURNING *',
+          name,
+          Date.now(),
+        ),
+      );
+      return toOrganisation(row!);
+    });
+  }
+
+  getOrganisation(id: number): Promise<Organisation | undefined> {
+    return settle(() =>
+      mapRow(this.get('SELECT * FROM organisations WHERE id = ?', id), toOrganisation),
+    );
+  }
+
+  findOrganisation(name: string): Promise<Organisation | undefined> {
+    return settle(() =>
+      mapRow(this.get('SELECT * FROM organisations WHERE name = ?', name), toOrganisation),
+    );
+  }
+
+  listOrganisations(): Promise<Organisation[]> {
+    return settle(() => this.all('SELECT * FROM organisations ORDER BY id').map(toOrganisation));
+  }
+
+  assignDomain(organisationId: number, domain: string): Promise<void> {
+    return settle(() => {
+      const name = domain.toLowerCase();
+      const owner = this.get(
+        'SELECT organisation_id FROM organisation_domains WHERE domain = ?',
+        name,
+      );
+      if (owner && Number(owner.organisation_id) !== organisationId) {
+        throw new StoreConflictError(
+          `domain ${name} already belongs to organisation ${String(owner.organisation_id)}`,
+        );
+      }
+      this.requireOrganisation(organisationId);
+      this.db
+        .prepare(
+          'INSERT OR IGNORE INTO organisation_domains (domain, organisation_id) VALUES (?, ?)',
+        )
+        .run(name, organisationId);
+    });
+  }
+
+  listOrganisationDomains(organisationId: number): Promise<string[]> {
+    return settle(() =>
+      this.all(
+        'SELECT domain FROM organisation_domains WHERE organisation_id = ? ORDER BY domain',
+        organisationId,
+      ).map((row) => String(row.domain)),
+    );
+  }
+
+  domainOwner(domain: string): Promise<number | undefined> {
+    return settle(() => {
+      const row = this.get(
+        'SELECT organisation_id FROM organisation_domains WHERE domain = ?',
+        domain.toLowerCase(),
+      );
+      return row ? Number(row.organisation_id) : undefined;
+    });
+  }
+
+  addApiToken(token: {
+    organisationId: number | null;
+    role: TokenRole;
+    label: string;
+    secretHash: string;
+  }): Promise<ApiTokenRecord> {
+    return settle(() => {
+      if (token.organisationId !== null) this.requireOrganisation(token.organisationId);
+      const row = this.get(
+        `INSERT INTO api_tokens (organisation_id, role, label, secret_hash, created_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING *`,
+        token.organisationId,
+        token.role,
+        token.label,
+        token.secretHash,
+        Date.now(),
+      );
+      return toToken(row!);
+    });
+  }
+
+  findApiToken(secretHash: string): Promise<ApiTokenRecord | undefined> {
+    return settle(() =>
+      mapRow(this.get('SELECT * FROM api_tokens WHERE secret_hash = ?', secretHash), toToken),
+    );
+  }
+
+  // Lists and subscribers.
+
+  createList(list: {
+    organisationId: number;
+    name: string;
+    description?: string;
+  }): Promise<MailingList> {
+    return settle(() => {
+      this.requireOrganisation(list.organisationId);
+      const row = this.unique(`list ${list.name}`, () =>
+        this.get(
+          'INSERT INTO lists (organisation_id, name, description, created_at) VALUES (?, ?, ?, ?) RETURNING *',
+          list.organisationId,
+          list.name,
+          list.description ?? '',
+          Date.now(),
+        ),
+      );
+      return toList(row!);
+    });
+  }
+
+  getList(id: number): Promise<MailingList | undefined> {
+    return settle(() => mapRow(this.get('SELECT * FROM lists WHERE id = ?', id), toList));
+  }
+
+  findList(organisationId: number, name: string): Promise<MailingList | undefined> {
+    return settle(() =>
+      mapRow(
+        this.get(
+          'SELECT * FROM lists WHERE organisation_id = ? AND name = ?',
+          organisationId,
+          name,
+        ),
+        toList,
+      ),
+    );
+  }
+
+  listLists(organisationId?: number): Promise<MailingList[]> {
+    return settle(() =>
+      (organisationId === undefined
+        ? this.all('SELECT * FROM lists ORDER BY id')
+        : this.all('SELECT * FROM lists WHERE organisation_id = ? ORDER BY id', organisationId)
+      ).map(toList),
+    );
+  }
+
+  addSubscribers(listId: number, subscribers: NewSubscriber[]): Promise<AddSubscribersResult> {
+    return settle(() => {
+      const insert = this.db.prepare(
+        `INSERT INTO subscribers (list_id, address, address_key, name, fields, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (list_id, address_key) DO NOTHING RETURNING id`,
+      );
+      const run = this.db.transaction((rows: NewSubscriber[]) => {
+        const now = Date.now();
+        return rows.map((row) => {
+          const inserted = insert.get(
+            listId,
+            row.address,
+            row.address.toLowerCase(),
+            row.name ?? '',
+            JSON.stringify(row.fields ?? {}),
+            row.status ?? 'subscribed',
+            now,
+            now,
+          ) as Row | undefined;
+          return inserted ? Number(inserted.id) : null;
+        });
+      });
+      return { ids: run(subscribers) };
+    });
+  }
+
+  getSubscriber(id: number): Promise<Subscriber | undefined> {
+    return settle(() =>
+      mapRow(this.get('SELECT * FROM subscribers WHERE id = ?', id), toSubscriber),
+    );
+  }
+
+  findSubscriber(listId: number, address: string): Promise<Subscriber | undefined> {
+    return settle(() =>
+      mapRow(
+        this.get(
+          'SELECT * FROM subscribers WHERE list_id = ? AND address_key = ?',
+          listId,
+          address.toLowerCase(),
+        ),
+        toSubscriber,
+      ),
+    );
+  }
+
+  pageSubscribers(
+    listId: number,
+    options: { afterId: number; limit: number; status?: SubscriberStatus },
+  ): Promise<SubscriberPage> {
+    return settle(() => {
+      const rows =
+        options.status === undefined
+          ? this.all(
+              'SELECT * FROM subscribers WHERE list_id = ? AND id > ? ORDER BY id LIMIT ?',
+              listId,
+              options.afterId,
+              options.limit,
+            )
+          : this.all(
+              'SELECT * FROM subscribers WHERE list_id = ? AND id > ? AND status = ? ORDER BY id LIMIT ?',
+              listId,
+              options.afterId,
+              options.status,
+              options.limit,
+            );
+      const subscribers = rows.map(toSubscriber);
+      const last = subscribers[subscribers.length - 1];
+      return {
+        subscribers,
+        nextAfterId: subscribers.length < options.limit || !last ? null : last.id,
+      };
+    });
+  }
+
+  setSubscriberStatus(id: number, status: SubscriberStatus): Promise<void> {
+    return settle(() => {
+      this.db
+        .prepare('UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?')
+        .run(status, Date.now(), id);
+    });
+  }
+
+  addSoftBounce(id: number): Promise<number> {
+    return settle(() => {
+      const row = this.get(
+        'UPDATE subscribers SET soft_bounces = soft_bounces + 1, updated_at = ? WHERE id = ? RETURNING soft_bounces',
+        Date.now(),
+        id,
+      );
+      return row ? Number(row.soft_bounces) : 0;
+    });
+  }
+
+  countSubscribers(listId: number): Promise<Record<SubscriberStatus, number>> {
+    return settle(() => {
+      const counts = Object.fromEntries(SUBSCRIBER_STATUSES.map((status) => [status, 0])) as Record<
+        SubscriberStatus,
+        number
+      >;
+      for (const row of this.all(
+        'SELECT status, COUNT(*) AS n FROM subscribers WHERE list_id = ? GROUP BY status',
+        listId,
+      )) {
+        counts[row.status as SubscriberStatus] = Number(row.n);
+      }
+      return counts;
+    });
+  }
+
+  // Suppression.
+
+  suppress(entry: Omit<Suppression, 'createdAt'>): Promise<void> {
+    return settle(() => {
+      this.db
+        .prepare(
+          `INSERT INTO suppressions (organisation_id, address, reason, detail, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (organisation_id, address) DO NOTHING`,
+        )
+        .run(
+          entry.organisationId,
+          entry.address.toLowerCase(),
+          entry.reason,
+          entry.detail,
+          Date.now(),
+        );
+    });
+  }
+
+  suppressedAmong(organisationId: number, addresses: string[]): Promise<Set<string>> {
+    return settle(() => {
+      const found = new Set<string>();
+      const keys = [...new Set(addresses.map((address) => address.toLowerCase()))];
+      // SQLite allows 32766 parameters; chunks of 500 keep each statement small.
+      for (let start = 0; start < keys.length; start += 500) {
+        const chunk = keys.slice(start, start + 500);
+        const rows = this.all(
+          `SELECT address FROM suppressions WHERE organisation_id = ? AND address IN (${chunk.map(() => '?').join(',')})`,
+          organisationId,
+          ...chunk,
+        );
+        for (const row of rows) found.add(String(row.address));
+      }
+      return found;
+    });
+  }
+
+  listSuppressions(organisationId: number, limit = 1000): Promise<Suppression[]> {
+    return settle(() =>
+      this.all(
+        'SELECT * FROM suppressions WHERE organisation_id = ? ORDER BY created_at DESC, address LIMIT ?',
+        organisationId,
+        limit,
+      ).map((row) => ({
+        organisationId: Number(row.organisation_id),
+        address: String(row.address),
+        reason: row.reason as Suppression['reason'],
+        detail: String(row.detail),
+        createdAt: new Date(Number(row.created_at)),
+      })),
+    );
+  }
+
+  // Campaigns.
+
+  createCampaign(campaign: NewCampaign): Promise<Campaign> {
+    return settle(() => {
+      const list = this.get('SELECT organisation_id FROM lists WHERE id = ?', campaign.listId);
+      if (!list || Number(list.organisation_id) !== campaign.organisationId) {
+        throw new StoreNotFoundError(
+          `list ${campaign.listId} not found in organisation ${campaign.organisationId}`,
+        );
+      }
+      const row = this.get(
+        `INSERT INTO campaigns (organisation_id, list_id, name, from_address, from_name, reply_to, subject,
+           html, text, status, scheduled_at, rate_per_minute, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING *`,
+        campaign.organisationId,
+        campaign.listId,
+        campaign.name,
+        campaign.fromAddress,
+        campaign.fromName ?? '',
+        campaign.replyTo ?? '',
+        campaign.subject,
+        campaign.html,
+        campaign.text ?? '',
+        campaign.scheduledAt?.getTime() ?? null,
+        campaign.ratePerMinute ?? 0,
+        Date.now(),
+      );
+      return toCampaign(row!);
+    });
+  }
+
+  getCampaign(id: number): Promise<Campaign | undefined> {
+    return settle(() => mapRow(this.get('SELECT * FROM campaigns WHERE id = ?', id), toCampaign));
+  }
+
+  listCampaigns(organisationId?: number): Promise<Campaign[]> {
+    return settle(() =>
+      (organisationId === undefined
+        ? this.all('SELECT * FROM campaigns ORDER BY id')
+        : this.all('SELECT * FROM campaigns WHERE organisation_id = ? ORDER BY id', organisationId)
+      ).map(toCampaign),
+    );
+  }
+
+  updateCampaign(
+    id: number,
+    changes: Partial<
+      Pick<
+        Campaign,
+        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
+      >
+    >,
+  ): Promise<void> {
+    return settle(() => {
+      const columns: Record<string, string> = {
+        status: 'status',
+        scheduledAt: 'scheduled_at',
+        startedAt: 'started_at',
+        finishedAt: 'finished_at',
+        cursor: 'cursor',
+        ratePerMinute: 'rate_per_minute',
+      };
+      const sets: string[] = [];
+      const values: unknown[] = [];
+      for (const [key, value] of Object.entries(changes)) {
+        const column = columns[key];
+        if (!column) continue;
+        sets.push(`${column} = ?`);
+        values.push(value instanceof Date ? value.getTime() : (value ?? null));
+      }
+      if (sets.length === 0) return;
+      this.db.prepare(`UPDATE campaigns SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+    });
+  }
+
+  dueCampaigns(now: Date): Promise<Campaign[]> {
+    return settle(() =>
+      this.all(
+        `SELECT * FROM campaigns
+         WHERE (status = 'scheduled' AND scheduled_at <= ?) OR status = 'sending' ORDER BY id`,
+        now.getTime(),
+      ).map(toCampaign),
+    );
+  }
+
+  // Recipients and events.
+
+  recordRecipients(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    cursor: number,
+  ): Promise<void> {
+    return settle(() => {
+      const insert = this.db.prepare(
+        `INSERT INTO campaign_recipients (campaign_id, subscriber_id, address, status, message_id, detail, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, subscriber_id) DO NOTHING`,
+      );
+      const event = this.db.prepare(
+        'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
+      );
+      const run = this.db.transaction(() => {
+        const now = Date.now();
+        for (const recipient of recipients) {
+          const result = insert.run(
+            campaignId,
+            recipient.subscriberId,
+            recipient.address,
+            recipient.status,
+            recipient.messageId,
+            recipient.detail,
+            now,
+          );
+          if (result.changes > 0)
+            event.run(campaignId, recipient.subscriberId, now, recipient.status, recipient.detail);
+        }
+        this.db
+          .prepare('UPDATE campaigns SET cursor = MAX(cursor, ?) WHERE id = ?')
+          .run(cursor, campaignId);
+      });
+      run();
+    });
+  }
+
+  getRecipient(campaignId: number, subscriberId: number): Promise<CampaignRecipient | undefined> {
+    return settle(() =>
+      mapRow(
+        this.get(
+          'SELECT * FROM campaign_recipients WHERE campaign_id = ? AND subscriber_id = ?',
+          campaignId,
+          subscriberId,
+        ),
+        toRecipient,
+      ),
+    );
+  }
+
+  setRecipientStatus(
+    campaignId: number,
+    subscriberId: number,
+    status: RecipientStatus,
+    detail: string,
+  ): Promise<void> {
+    return settle(() => {
+      const run = this.db.transaction(() => {
+        const now = Date.now();
+        this.db
+          .prepare(
+            'UPDATE campaign_recipients SET status = ?, detail = ?, updated_at = ? WHERE campaign_id = ? AND subscriber_id = ?',
+          )
+          .run(status, detail, now, campaignId, subscriberId);
+        this.db
+          .prepare(
+            'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run(campaignId, subscriberId, now, status, detail);
+      });
+      run();
+    });
+  }
+
+  listRecipients(
+    campaignId: number,
+    options: { status?: RecipientStatus; limit?: number; afterId?: number } = {},
+  ): Promise<CampaignRecipient[]> {
+    return settle(() => {
+      const limit = options.limit ?? 1000;
+      const afterId = options.afterId ?? 0;
+      const rows =
+        options.status === undefined
+          ? this.all(
+              'SELECT * FROM campaign_recipients WHERE campaign_id = ? AND subscriber_id > ? ORDER BY subscriber_id LIMIT ?',
+              campaignId,
+              afterId,
+              limit,
+            )
+          : this.all(
+              `SELECT * FROM campaign_recipients WHERE campaign_id = ? AND status = ? AND subscriber_id > ?
+               ORDER BY subscriber_id LIMIT ?`,
+              campaignId,
+              options.status,
+              afterId,
+              limit,
+            );
+      return rows.map(toRecipient);
+    });
+  }
+
+  countRecipients(campaignId: number): Promise<RecipientCounts> {
+    return settle(() => {
+      const counts = Object.fromEntries(
+        RECIPIENT_STATUSES.map((status) => [status, 0]),
+      ) as RecipientCounts;
+      const rows = this.all(
+        'SELECT status, COUNT(*) AS n FROM campaign_recipients WHERE campaign_id = ? GROUP BY status',
+        campaignId,
+      );
+      for (const row of rows) counts[row.status as RecipientStatus] = Number(row.n);
+      return counts;
+    });
+  }
+
+  listCampaignEvents(campaignId: number, limit = 1000): Promise<CampaignEvent[]> {
+    return settle(() =>
+      this.all(
+        'SELECT * FROM campaign_events WHERE campaign_id = ? ORDER BY id DESC LIMIT ?',
+        campaignId,
+        limit,
+      ).map((row) => ({
+        id: Number(row.id),
+        campaignId: Number(row.campaign_id),
+        subscriberId: row.subscriber_id === null ? null : Number(row.subscriber_id),
+        time: new Date(Number(row.time)),
+        kind: row.kind as CampaignEvent['kind'],
+        detail: String(row.detail),
+      })),
+    );
+  }
+
+  alreadyQueued(campaignId: number, subscriberIds: number[]): Promise<Set<number>> {
+    return settle(() => {
+      const found = new Set<number>();
+      for (let start = 0; start < subscriberIds.length; start += 500) {
+        const chunk = subscriberIds.slice(start, start + 500);
+        const rows = this.all(
+          `SELECT DISTINCT subscriber_id FROM queue_entries
+           WHERE campaign_id = ? AND subscriber_id IN (${chunk.map(() => '?').join(',')})`,
+          campaignId,
+          ...chunk,
+        );
+        for (const row of rows) found.add(Number(row.subscriber_id));
+      }
+      return found;
+    });
+  }
+
+  queueOutcomes(
+    campaignId: number,
+    afterEntryId: number,
+    limit: number,
+  ): Promise<
+    {
+      entryId: number;
+      subscriberId: number;
+      status: 'queued' | 'deferred' | 'delivered' | 'failed';
+      lastReply: string | null;
+    }[]
+  > {
+    return settle(() =>
+      this.all(
+        `SELECT id, subscriber_id, status, last_reply FROM queue_entries
+         WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?`,
+        campaignId,
+        afterEntryId,
+        limit,
+      ).map((row) => ({
+        entryId: Number(row.id),
+        subscriberId: Number(row.subscriber_id),
+        status: row.status as 'queued' | 'deferred' | 'delivered' | 'failed',
+        lastReply: row.last_reply === null ? null : String(row.last_reply),
+      })),
+    );
+  }
+
+  private get(sql: string, ...parameters: unknown[]): Row | undefined {
+    return this.db.prepare(sql).get(...parameters) as Row | undefined;
+  }
+
+  private all(sql: string, ...parameters: unknown[]): Row[] {
+    return this.db.prepare(sql).all(...parameters) as Row[];
+  }
+
+  private requireOrganisation(id: number): void {
+    if (!this.get('SELECT id FROM organisations WHERE id = ?', id)) {
+      throw new StoreNotFoundError(`organisation ${id} not found`);
+    }
+  }
+
+  /** Runs an insert and turns a unique-constraint failure into a `StoreConflictError`. */
+  private unique<T>(what: string, step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      if (error instanceof Error && /UNIQUE constraint failed/.test(error.message)) {
+        throw new StoreConflictError(`${what} already exists`);
+      }
+      throw error;
+    }
+  }
+}
+
+function settle<T>(step: () => T): Promise<T> {
+  try {
+    return Promise.resolve(step());
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+function mapRow<T>(row: Row | undefined, map: (row: Row) => T): T | undefined {
+  return row === undefined ? undefined : map(row);
+}
+
+function dateOrNull(value: string | number | Buffer | null | undefined): Date | null {
+  return value === null || value === undefined ? null : new Date(Number(value));
+}
+
+function toOrganisation(row: Row): Organisation {
+  return {
+    id: Number(row.id),
+    name: String(row.name),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toToken(row: Row): ApiTokenRecord {
+  return {
+    id: Number(row.id),
+    organisationId: row.organisation_id === null ? null : Number(row.organisation_id),
+    role: row.role as TokenRole,
+    label: String(row.label),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toList(row: Row): MailingList {
+  return {
+    id: Number(row.id),
+    organisationId: Number(row.organisation_id),
+    name: String(row.name),
+    description: String(row.description),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toSubscriber(row: Row): Subscriber {
+  return {
+    id: Number(row.id),
+    listId: Number(row.list_id),
+    address: String(row.address),
+    name: String(row.name),
+    fields: JSON.parse(String(row.fields)) as Record<string, string>,
+    status: row.status as SubscriberStatus,
+    softBounces: Number(row.soft_bounces),
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function toCampaign(row: Row): Campaign {
+  return {
+    id: Number(row.id),
+    organisationId: Number(row.organisation_id),
+    listId: Number(row.list_id),
+    name: String(row.name),
+    fromAddress: String(row.from_address),
+    fromName: String(row.from_name),
+    replyTo: String(row.reply_to),
+    subject: String(row.subject),
+    html: String(row.html),
+    text: String(row.text),
+    status: row.status as Campaign['status'],
+    scheduledAt: dateOrNull(row.scheduled_at),
+    startedAt: dateOrNull(row.started_at),
+    finishedAt: dateOrNull(row.finished_at),
+    ratePerMinute: Number(row.rate_per_minute),
+    cursor: Number(row.cursor),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toRecipient(row: Row): CampaignRecipient {
+  return {
+    campaignId: Number(row.campaign_id),
+    subscriberId: Number(row.subscriber_id),
+    address: String(row.address),
+    status: row.status as RecipientStatus,
+    messageId: row.message_id === null ? null : String(row.message_id),
+    detail: String(row.detail),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+/** Opens the distribution store on the mail store's SQLite file and migrates it. */
+export async function openSqliteDistributionStore(path: string): Promise<SqliteDistributionStore> {
+  const store = new SqliteDistributionStore({ path });
+  try {
+    await store.migrate();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
