@@ -16,7 +16,7 @@ import { dirname } from 'node:path';
 
 import type { Logger } from 'pino';
 
-import type { HeraldConfig } from './config/index.js';
+import type { HeraldConfig } from './config/settings.js';
 import { startDeliveryWorkers } from './delivery/index.js';
 import { createResolver } from './dns/index.js';
 import { DkimKeyring, type KeyringLoadError } from './domains/keyring.js';
@@ -24,8 +24,8 @@ import type { ManagementContext } from './domains/context.js';
 import { buildHttpApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { createLogger } from './log/index.js';
+import { SrsRouting, StoreTokenStore } from './forwarding/index.js';
 import { startSmtpListeners } from './smtp/index.js';
-import { SrsRewriter } from './srs/index.js';
 import { openStore } from './store/index.js';
 import type { Store } from './store/types.js';
 
@@ -39,19 +39,23 @@ export interface RunningServer {
   logger: Logger;
   /** Stops accepting, finishes work in flight and closes the store. Safe to call twice. */
   stop(): Promise<void>;
+  /** Reloads the DKIM keys when they changed in the store (SIGHUP). */
+  reloadKeys(): Promise<void>;
 }
 
-export async function startServer(config: HeraldConfig, logger = createLogger(config)) {
-  const store = await openStore(config);
-  await store.migrate();
+export async function startServer(
+  config: HeraldConfig,
+  logger: Logger = createLogger({ level: config.log.level }),
+): Promise<RunningServer> {
+  const store = await openStore({ url: config.store.url });
 
-  const resolver = createResolver(config.dns);
-  const srs = new SrsRewriter({
+  const resolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout });
+  const srs = new SrsRouting({
     domain: config.srs.domain,
     secrets: await loadSrsSecrets(config.srs.secretsFile, logger),
     hashLength: config.srs.hashLength,
     maxAgeDays: config.srs.maxAgeDays,
-    tokenStore: storeTokens(store),
+    tokenStore: new StoreTokenStore(store, config.srs.maxTokens),
   });
 
   const { keyring: dkimKeys, errors } = await DkimKeyring.load(store);
@@ -66,7 +70,7 @@ export async function startServer(config: HeraldConfig, logger = createLogger(co
     srs,
     dkimKeys,
     resolver,
-    onEnqueued: (message: { origin: string; recipients: number }) => {
+    onEnqueued: (message) => {
       metrics.messageReceived(message.origin, message.recipients);
       delivery.notify();
     },
@@ -118,7 +122,7 @@ export async function startServer(config: HeraldConfig, logger = createLogger(co
     http: new URL(httpAddress).host,
   };
   logger.info({ ...addresses, hostname: config.hostname }, 'herald started');
-  return { addresses, store, logger, stop } satisfies RunningServer;
+  return { addresses, store, logger, stop, reloadKeys };
 }
 
 /**
@@ -144,19 +148,6 @@ async function loadSrsSecrets(path: string, logger: Logger): Promise<string[]> {
   logger.info({ path }, 'generated a new SRS secret');
   return [secret];
 }
-
-/** The SRS token store over the store's `srs_tokens` table, capped at `MAX_SRS_TOKENS` rows. */
-function storeTokens(store: Store) {
-  return {
-    put: (token: string, original: string, expiresAt: Date) =>
-      store.putSrsToken({ token, original, expiresAt }, MAX_SRS_TOKENS),
-    get: (token: string) => store.getSrsToken(token, new Date()),
-    // Expired rows go when the table is full (`putSrsToken` drops them first).
-    purgeExpired: () => Promise.resolve(0),
-  };
-}
-
-const MAX_SRS_TOKENS = 1_000_000;
 
 function logKeyringErrors(logger: Logger, errors: KeyringLoadError[]): void {
   for (const { domain, selector, path, error } of errors) {

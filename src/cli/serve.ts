@@ -9,11 +9,14 @@ export function registerServeCommand(program: Command): void {
     .description('run the mail server: MX, submission, delivery workers, HTTP API and /metrics')
     .option('-c, --config <file>', 'configuration file, YAML or TOML (default: built-in defaults)')
     .action(async (options: { config?: string }) => {
-      const { loadConfig } = await import('../config/index.js');
+      const { loadConfig } = await import('../config/load.js');
       const { startServer } = await import('../server.js');
-      const config = await loadConfig(options.config, process.env).catch((error: unknown) => {
-        throw new CliError(`invalid configuration: ${(error as Error).message}`, EXIT_USAGE);
-      });
+      let config;
+      try {
+        config = loadConfig(options.config, process.env);
+      } catch (error) {
+        throw new CliError((error as Error).message, EXIT_USAGE);
+      }
       const server = await startServer(config);
 
       // SIGTERM and SIGINT stop gracefully; a second signal while stopping exits at once.

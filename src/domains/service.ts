@@ -86,7 +86,7 @@ async function createKeys(context: ServiceContext, domain: Domain): Promise<Dkim
   for (const kind of KEY_KINDS) {
     const selector = keySelector(date, kind.suffix);
     const privateKeyPath = join(directory, `${selector}.pem`);
-    const pair = generateKeyPair({ algorithm: kind.algorithm, bits: kind.bits });
+    const pair = await generateKeyPair({ algorithm: kind.algorithm, bits: kind.bits });
     await writePrivateKey(privateKeyPath, pair.privateKey);
     records.push(
       await context.store.addDkimKey({

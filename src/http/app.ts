@@ -238,7 +238,10 @@ function registerQueueRoutes(
     const entries = await context.store.listEntriesOfMessage(queueId);
     if (entries.length === 0) throw new service.NotFoundError(`queue id ${queueId} not found`);
     const events = await context.store.listEvents({ messageId: queueId });
-    return { entries, events };
+    const { body: withBody } = request.query as Params;
+    if (withBody !== '1' && withBody !== 'true') return { entries, events };
+    const body = await context.store.getMessageBody(queueId);
+    return { entries, events, body: body?.toString('latin1') };
   });
 
   api.post('/queue/retry', async () => {
