@@ -50,21 +50,26 @@ class LineScanner {
     const text = hasCr ? this.lineLength - 1 : this.lineLength;
     this.longestLine = Math.max(this.longestLine, text);
     if (this.inHeader) {
-      this.headerSize += this.lineLength + 1;
-      // The first empty line ends the header section (RFC 5322 section 2.1).
+      // The first empty line ends the header section (RFC 5322 section 2.1); it is not part of it.
       if (text === 0) this.inHeader = false;
+      else this.headerSize += this.lineLength + 1;
     }
     this.lineLength = 0;
   }
 
   /** Octets of the header section so far, counting a header line still open. */
   headerBytes(): number {
-    return this.inHeader ? this.headerSize + this.lineLength : this.headerSize;
+    return this.inHeader ? this.headerSize + this.openLineText() : this.headerSize;
   }
 
-  /** Longest line so far, counting an unterminated last line as it stands. */
+  /** Longest line so far, counting the line still open. */
   maxLine(): number {
-    return Math.max(this.longestLine, this.lineLength);
+    return Math.max(this.longestLine, this.openLineText());
+  }
+
+  /** Text of the open line: a CR at the end of the last chunk is taken as half of a CRLF. */
+  private openLineText(): number {
+    return this.previousEndedWithCr && this.lineLength > 0 ? this.lineLength - 1 : this.lineLength;
   }
 }
 

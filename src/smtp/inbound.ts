@@ -24,6 +24,7 @@ import {
   type SrsSource,
   type TxtLookup,
 } from '../forwarding/index.js';
+import { delaySince, messageLogger } from '../log/index.js';
 import { toCrlf } from '../message/index.js';
 import type { NewRecipient, Store } from '../store/types.js';
 import { readMessage } from './data.js';
@@ -354,7 +355,7 @@ export class InboundListener {
     sender: string,
     session: SMTPServerSession,
   ): Promise<string[]> {
-    const started = Date.now();
+    const started = new Date();
     try {
       const results = await Promise.all(
         variants.map((variant) =>
@@ -369,12 +370,12 @@ export class InboundListener {
       );
       results.forEach(({ messageId }, index) => {
         const recipients = variants[index]!.recipients;
-        this.options.logger.child({ queueId: messageId }).info(
+        messageLogger(this.options.logger, messageId).info(
           {
             from: sender,
-            to: recipients.map((entry) => entry.recipient),
+            to: recipients.map((entry) => entry.recipient).join(','),
             relay: 'none',
-            delay: (Date.now() - started) / 1000,
+            delay: delaySince(started),
             dsn: '2.0.0',
             status: 'queued',
             session: session.id,

@@ -19,6 +19,7 @@ import {
 import { signMessage } from '../dkim/index.js';
 import { verifyPassword } from '../domains/password.js';
 import { fromDomains } from '../forwarding/index.js';
+import { delaySince, messageLogger } from '../log/index.js';
 import {
   createMessageId,
   formatDate,
@@ -220,12 +221,12 @@ export class SubmissionListener {
       );
 
     const messageId = await this.enqueue(message, sender, recipients, session);
-    this.options.logger.child({ queueId: messageId }).info(
+    messageLogger(this.options.logger, messageId).info(
       {
         from: sender,
-        to: recipients,
+        to: recipients.join(','),
         relay: 'none',
-        delay: (Date.now() - now.getTime()) / 1000,
+        delay: delaySince(now),
         dsn: '2.0.0',
         status: 'queued',
         session: session.id,
