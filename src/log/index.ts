@@ -91,7 +91,7 @@ function errorSerializer(error: Error) {
 export interface LoggerSettings {
   /** pino level name; `silent` writes nothing. */
   level?: string;
-  /** Where lines go; stdout when omitted. Tests pass a stream. */
+  /** Stream that receives the lines, stdout when omitted (tests pass their own). */
   destination?: DestinationStream;
   /** Fields bound to every line, such as the node name. */
   base?: Record<string, unknown>;
@@ -155,7 +155,7 @@ export interface MessageLogger {
 const FIXED_FIELDS = ['from', 'to', 'relay', 'delay', 'dsn', 'status'] as const;
 
 /**
- * A logger for one message: every line carries `queueId` as its first bound field, its text
+ * Create a logger for one message: every line carries `queueId` as its first bound field, its text
  * starts with the queue id, and the fixed fields follow in order.
  */
 export function messageLogger(

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 import { createLogger, delaySince, messageLogger, scrubSecrets } from './index.js';
 
-/** A logger writing into an array of raw JSON lines. */
+/** Create a logger that writes into an array of raw JSON lines. */
 function capture(level = 'trace') {
   const lines: string[] = [];
   const destination = new Writable({

@@ -173,7 +173,7 @@ describe('buildDsn', () => {
     expect(dsn.includes(Buffer.from('Subject: Grüße', 'utf8'))).toBe(true);
   });
 
-  it('refuses the null sender', () => {
+  it('rejects the null sender', () => {
     expect(() => buildDsn(options({ to: '' }))).toThrow(/null sender/);
     expect(() => buildDsn(options({ recipients: [] }))).toThrow(/recipient/);
   });

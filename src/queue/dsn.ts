@@ -104,7 +104,7 @@ export function buildDsn(options: DsnOptions): Buffer {
 }
 
 /**
- * The queue request for a DSN: origin `bounce`, the null sender, and an empty `bounceTo`, so
+ * Build the queue request for a DSN: origin `bounce`, the null sender, and an empty `bounceTo`, so
  * that a DSN which cannot be delivered is dropped and never bounces in turn.
  */
 export function dsnQueueMessage(dsn: Buffer, to: string): NewMessage {
@@ -156,7 +156,7 @@ function recipientText(recipient: DsnRecipient): string[] {
   return [`<${recipient.recipient}>:`, `    ${host}${reason}`];
 }
 
-/** The `message/delivery-status` body: per-message fields, then a block per recipient. */
+/** Render the `message/delivery-status` body: per-message fields, then one block per recipient. */
 function deliveryStatus(options: DsnOptions): string {
   const perMessage = [
     formatHeaderField('Reporting-MTA', `dns; ${options.hostname}`),
@@ -200,11 +200,11 @@ function deliveryStatus(options: DsnOptions): string {
   return [perMessage.join(''), ...blocks].join('\r\n');
 }
 
-/** Longest diagnostic kept, so that every line of the DSN stays under 998 octets. */
+/** Maximum length of a diagnostic, so that every line of the DSN stays under 998 octets. */
 const MAX_DIAGNOSTIC = 900;
 
 /**
- * A multi-line SMTP reply as one line without control characters, cut to MAX_DIAGNOSTIC
+ * Flatten a multi-line SMTP reply to one line without control characters, cut to MAX_DIAGNOSTIC
  * characters (a reply line is at most 512 octets by RFC 5321 section 4.5.3.1.5, but a
  * multi-line reply or a local explanation may be longer).
  */

@@ -21,7 +21,7 @@ export const DEFAULT_RETRY_SCHEDULE: RetrySchedule = {
   maxQueueLifetime: 5 * 86_400_000,
 };
 
-/** The schedule from the `delivery` settings (the shape of `HeraldConfig['delivery']`). */
+/** Build the schedule from the `delivery` settings (the shape of `HeraldConfig['delivery']`). */
 export function retryScheduleFromSettings(delivery: {
   retrySchedule: { initialDelay: number; factor: number; maxDelay: number };
   maxQueueLifetime: number;
@@ -36,7 +36,7 @@ export function retryScheduleFromSettings(delivery: {
   return { initialDelay, factor, maxDelay, maxQueueLifetime: delivery.maxQueueLifetime };
 }
 
-/** The wait after the `attempts`-th failed attempt (1 for the first failure). */
+/** Compute the wait after the `attempts`-th failed attempt (1 for the first failure). */
 export function retryDelay(schedule: RetrySchedule, attempts: number): number {
   const exponent = Math.max(0, attempts - 1);
   // Past about 60 doublings the power overflows to Infinity; the cap applies either way.
