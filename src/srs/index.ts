@@ -3,7 +3,7 @@
  *
  * Forwarding rewrites each envelope sender with `SrsRewriter.forward`, so the forwarded mail
  * passes SPF at the receiver. Mail that arrives for an address at the SRS domain is reversed at
- * RCPT time with `SrsRewriter.reverse`; a failure carries a typed reason and a message to log,
+ * RCPT time with `SrsRewriter.reverse`. A failure carries a typed reason and a message to log,
  * and the caller rejects the recipient with 550.
  *
  *   const srs = new SrsRewriter({ domain: 'srs.example.net', secrets: ['current', 'previous'] });

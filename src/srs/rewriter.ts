@@ -5,7 +5,7 @@
  *   SRS0=HHHH=TT=domain=local@srs-domain          first hop: hash, day stamp, original address
  *   SRS1=HHHH=host==HHHH=TT=domain=local@srs-domain   an SRS0 address forwarded once more
  *
- * An SRS0 hash covers the stamp, domain and local part; an SRS1 hash covers the first hop's host
+ * An SRS0 hash covers the stamp, domain and local part. An SRS1 hash covers the first hop's host
  * and the rest of its SRS0 local part. Rewriting an SRS1 address again replaces its hash and
  * keeps its SRS0 part, so addresses never nest. Every verdict is a value: bad input never throws.
  * The constructor throws on invalid options, which are a programming error.
@@ -33,13 +33,13 @@ import type { SrsTokenStore } from './token-store.js';
 export type SrsSeparator = '=' | '+' | '-';
 
 export interface SrsOptions {
-  /** Domain of the rewritten addresses. Needed to forward; reversing works without it. */
+  /** Domain of the rewritten addresses. Forwarding needs it, but reversing does not. */
   domain?: string;
   /** Secrets, the first signing and all verifying, so a secret can rotate. At least one. */
   secrets: readonly string[];
   /** Hash characters emitted, 1 to 27. Default 4. */
   hashLength?: number;
-  /** Fewest hash characters accepted on reverse. Default `hashLength`. */
+  /** Minimum hash characters accepted on reverse. Default `hashLength`. */
   hashMinLength?: number;
   /** Days a rewritten address stays valid. Default 21. */
   maxAgeDays?: number;
@@ -54,7 +54,7 @@ export interface SrsOptions {
   excludeDomains?: readonly string[];
   /** Rewrite senders in the SRS domain and excluded domains too. Default false. */
   alwaysRewrite?: boolean;
-  /** Clock; tests pin it. Default the system clock. */
+  /** Clock, which tests pin. Default the system clock. */
   now?: () => Date;
   /** Store for database mode, used by `forwardAsync` and `reverseAsync`. */
   tokenStore?: SrsTokenStore;
@@ -340,8 +340,8 @@ export class SrsRewriter {
       user = srs.user;
     }
 
-    // A quoted SRS address carries unquoted content; an unquoted one carries the user as
-    // written, which may itself be quoted, as postsrsd emits for a quoted original.
+    // A quoted SRS address carries the user as unquoted content. An unquoted one carries it as
+    // written, and postsrsd writes a quoted original that way, quotes included.
     let localPart: string;
     if (srs.quoted) {
       localPart = isDotAtom(user) ? user : quote(user);

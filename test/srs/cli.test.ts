@@ -27,7 +27,8 @@ function herald(args: string[]): Promise<Run> {
       ['--import', 'tsx', 'src/cli/main.ts', ...args],
       { cwd: ROOT, timeout: 30_000 },
       (error, stdout, stderr) => {
-        const status = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        let status = 0;
+        if (error !== null) status = typeof error.code === 'number' ? error.code : -1;
         resolve({ status, stdout: stdout.split('\n').filter((line) => line !== ''), stderr });
       },
     );

@@ -54,7 +54,7 @@ export function decodeTableValue(value: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** One persistent tcp_table connection; requests are answered in order. */
+/** One persistent tcp_table connection. The server replies to requests in order. */
 export class TcpTableClient {
   private buffer = '';
   private readonly waiting: {
