@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 
 import { registerAliasCommands } from './alias.js';
 import { registerCredentialCommands } from './credential.js';
+import { registerDkimCommands } from './dkim.js';
 import { registerDomainCommands } from './domain.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
@@ -19,4 +20,5 @@ export function registerCommands(program: Command): void {
   registerCredentialCommands(program);
   registerQueueCommands(program);
   registerSrsCommands(program);
+  registerDkimCommands(program);
 }

@@ -97,11 +97,10 @@ export class BodyCanonicalizer {
     this.finished = true;
     const carry = this.carry;
     this.carry = EMPTY;
-    // A trailing WSP run belongs to the last line and is removed; a bare CR is content.
-    if (carry.length > 0 && carry[carry.length - 1] === CR) {
-      const content = carry.length === 2 ? SPACE_CR : carry;
-      this.writeSegment(content, 0, content.length);
-    }
+    // The last line has no CRLF, so a WSP run at its end is not "at the end of a line" (RFC 6376
+    // section 3.4.4 step a runs before step b adds the CRLF): it stays as one SP, as dkimpy and
+    // OpenDKIM do it. A final bare CR is content.
+    if (carry.length > 0) this.writeSegment(carry, 0, carry.length);
     if (this.wroteContent || this.method === 'simple') this.sink.update(CRLF);
   }
 

@@ -83,9 +83,15 @@ export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
 /** The largest header section a signer buffers while it looks for the end of the header. */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
-/** A problem with the signing options or the message that prevents signing. */
+/**
+ * A problem that prevents signing: in the options (`kind: 'options'`, such as a short key) or
+ * in the message itself (`kind: 'message'`, such as a missing From field).
+ */
 export class DkimSignError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly kind: 'options' | 'message' = 'options',
+  ) {
     super(message);
     this.name = 'DkimSignError';
   }
@@ -279,7 +285,10 @@ export class DkimSigner {
     const header = this.header ?? this.headerBuffer;
     const fields = parseHeaderFields(header);
     if (!fields.some((field) => field.key === 'from')) {
-      throw new DkimSignError('the message has no From header field, which DKIM must sign');
+      throw new DkimSignError(
+        'the message has no From header field, which DKIM must sign',
+        'message',
+      );
     }
     const digests = new Map<Canonicalization, { digest: Buffer; length: number }>();
     for (const [method, state] of this.bodies) {
