@@ -17,7 +17,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
 import type { HeraldConfig } from './config/settings.js';
-import { startDeliveryWorkers } from './delivery/index.js';
+import { startDeliveryWorkers } from './delivery/worker.js';
 import { createResolver } from './dns/index.js';
 import { DkimKeyring, type KeyringLoadError } from './domains/keyring.js';
 import type { ManagementContext } from './domains/context.js';
@@ -62,7 +62,13 @@ export async function startServer(
   logKeyringErrors(logger, errors);
   const metrics = new Metrics();
 
-  const delivery = startDeliveryWorkers({ store, resolver, config, logger, metrics });
+  const delivery = startDeliveryWorkers({
+    store,
+    resolver,
+    config,
+    logger,
+    onOutcome: (_entry, outcome) => metrics.deliveryAttempted(outcome.status),
+  });
   const smtp = await startSmtpListeners({
     store,
     config,

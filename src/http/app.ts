@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
@@ -48,7 +49,8 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
   });
   const app = Fastify({
     ...(loggerInstance ? { loggerInstance } : {}),
-    disableRequestLogging: true,
+    // Per-request lines would drown the message log; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
   });
   const { context, metrics } = options;

@@ -19,7 +19,7 @@ import {
   writeConfig,
   type HeraldInstance,
 } from './harness.js';
-import { dkimpySign, dkimpyVerify, lastReplyCode, swaks } from './peers.js';
+import { NULL_SENDER, dkimpySign, dkimpyVerify, rejectionCode, swaks } from './peers.js';
 
 const SINK_HOST = '127.0.0.21';
 const author = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -151,7 +151,7 @@ describe('forwarding through an alias', () => {
       'The mailbox is full.',
       '',
     ].join('\r\n');
-    const sent = await sendToMx('', srsSender, bounce);
+    const sent = await sendToMx(NULL_SENDER, srsSender, bounce);
     expect(sent.code, sent.stdout + sent.stderr).toBe(0);
 
     const messages = await sink.waitForMessages(before + 1, 20_000);
@@ -179,18 +179,18 @@ describe('recipients Herald does not accept', () => {
 
   it('rejects an unknown user of a hosted domain', async () => {
     const sent = await sendToMx('alice@author.test', 'nobody@club.test');
-    expect(lastReplyCode(sent.stdout)).toBe(550);
+    expect(rejectionCode(sent.stdout)).toBe(550);
   });
 
   it('rejects a disabled alias', async () => {
     const sent = await sendToMx('alice@author.test', 'old@club.test');
-    expect(lastReplyCode(sent.stdout)).toBe(550);
+    expect(rejectionCode(sent.stdout)).toBe(550);
   });
 
   it('rejects a forged SRS address and logs the reason', async () => {
     const forged = 'SRS0=AAAA=ZZ=author.test=alice@srs.herald.test';
-    const sent = await sendToMx('', forged);
-    expect(lastReplyCode(sent.stdout)).toBe(550);
+    const sent = await sendToMx(NULL_SENDER, forged);
+    expect(rejectionCode(sent.stdout)).toBe(550);
     const line = await herald.waitForLog((entry) => JSON.stringify(entry).includes('bad-hash'));
     expect(JSON.stringify(line)).toContain('bad-hash');
   });

@@ -21,11 +21,14 @@ export function swaks(args: string[], input?: string): Promise<CommandResult> {
   return runCommand(SWAKS, ['--timeout', '20', ...args], input);
 }
 
-/** The last SMTP reply code swaks printed (lines starting `<~ ` or `<- ` or `<** `). */
-export function lastReplyCode(output: string): number | undefined {
-  const codes = [...output.matchAll(/^<(?:~|-|\*\*) +(\d{3})[ -]/gm)].map((m) => Number(m[1]));
-  return codes.at(-1);
+/** The code of the first error reply swaks printed (its `<** ` lines), if any. */
+export function rejectionCode(output: string): number | undefined {
+  const match = /^<\*\* +(\d{3})[ -]/m.exec(output);
+  return match ? Number(match[1]) : undefined;
 }
+
+/** The envelope-sender argument swaks needs for the null sender. */
+export const NULL_SENDER = '<>';
 
 const DKIMPY_SCRIPT = String.raw`
 import json, sys, dkim

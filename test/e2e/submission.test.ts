@@ -10,7 +10,7 @@ import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 
 import { API_TOKEN, startHerald, removeDataDir, type HeraldInstance } from './harness.js';
-import { dkimpyVerify, lastReplyCode, opendkimVerify, swaks } from './peers.js';
+import { dkimpyVerify, rejectionCode, opendkimVerify, swaks } from './peers.js';
 
 const SINK_HOST = '127.0.0.22';
 const PASSWORD = 'correct horse battery staple';
@@ -166,7 +166,7 @@ describe('submission Herald rejects', () => {
       message('editor@news.test', 'no auth'),
     );
     expect(sent.code).not.toBe(0);
-    expect(lastReplyCode(sent.stdout)).toBeGreaterThanOrEqual(500);
+    expect(rejectionCode(sent.stdout)).toBeGreaterThanOrEqual(500);
   });
 
   it('does not offer AUTH before STARTTLS', async () => {
@@ -222,7 +222,7 @@ describe('submission Herald rejects', () => {
       message('someone@other.test', 'foreign sender'),
     );
     expect(sent.code).not.toBe(0);
-    expect(lastReplyCode(sent.stdout)).toBeGreaterThanOrEqual(500);
+    expect(rejectionCode(sent.stdout)).toBeGreaterThanOrEqual(500);
   });
 
   it('never logs the password', () => {
