@@ -138,6 +138,12 @@ export interface AddSubscribersResult {
   ids: (number | null)[];
 }
 
+export interface QueueChange {
+  subscriberId: number;
+  status: 'delivered' | 'deferred' | 'failed';
+  lastReply: string | null;
+}
+
 export interface DistributionStore {
   /** Create or upgrade the distribution tables; idempotent. */
   migrate(): Promise<void>;
@@ -190,6 +196,8 @@ export interface DistributionStore {
   /** Adds one soft bounce and returns the new count. */
   addSoftBounce(id: number): Promise<number>;
   countSubscribers(listId: number): Promise<Record<SubscriberStatus, number>>;
+  /** Subscribed addresses of a list with an id above `afterId`: what a send has left. */
+  countSubscribedAfter(listId: number, afterId: number): Promise<number>;
 
   // Suppression.
   suppress(entry: Omit<Suppression, 'createdAt'>): Promise<void>;
@@ -244,19 +252,10 @@ export interface DistributionStore {
    */
   alreadyQueued(campaignId: number, subscriberIds: number[]): Promise<Set<number>>;
   /**
-   * Queue outcomes of a campaign's entries: reads the mail store's queue table (same
-   * database) so progress does not need a hook in the delivery workers.
+   * Queue entries of a campaign whose status moved on since the recipient row was last
+   * updated (delivered, failed, or deferred while the recipient is still `queued`). Reads the
+   * mail store's queue table in the same database, so progress and bounce handling need no
+   * hook in the delivery workers.
    */
-  queueOutcomes(
-    campaignId: number,
-    afterEntryId: number,
-    limit: number,
-  ): Promise<
-    {
-      entryId: number;
-      subscriberId: number;
-      status: 'queued' | 'deferred' | 'delivered' | 'failed';
-      lastReply: string | null;
-    }[]
-  >;
+  queueChanges(campaignId: number, limit: number): Promise<QueueChange[]>;
 }

@@ -24,6 +24,7 @@ import type {
   NewCampaign,
   NewSubscriber,
   Organisation,
+  QueueChange,
   RecipientCounts,
   RecipientStatus,
   Subscriber,
@@ -372,6 +373,17 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
+  countSubscribedAfter(listId: number, afterId: number): Promise<number> {
+    return settle(() => {
+      const row = this.get(
+        "SELECT COUNT(*) AS n FROM subscribers WHERE list_id = ? AND id > ? AND status = 'subscribed'",
+        listId,
+        afterId,
+      );
+      return Number(row?.n ?? 0);
+    });
+  }
+
   // Suppression.
 
   suppress(entry: Omit<Suppression, 'createdAt'>): Promise<void> {
@@ -660,29 +672,19 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
-  queueOutcomes(
-    campaignId: number,
-    afterEntryId: number,
-    limit: number,
-  ): Promise<
-    {
-      entryId: number;
-      subscriberId: number;
-      status: 'queued' | 'deferred' | 'delivered' | 'failed';
-      lastReply: string | null;
-    }[]
-  > {
+  queueChanges(campaignId: number, limit: number): Promise<QueueChange[]> {
     return settle(() =>
       this.all(
-        `SELECT id, subscriber_id, status, last_reply FROM queue_entries
-         WHERE campaign_id = ? AND id > ? ORDER BY id LIMIT ?`,
+        `SELECT q.subscriber_id, q.status, q.last_reply FROM queue_entries q
+         JOIN campaign_recipients r ON r.campaign_id = q.campaign_id AND r.subscriber_id = q.subscriber_id
+         WHERE q.campaign_id = ? AND r.status IN ('queued', 'deferred')
+           AND (q.status IN ('delivered', 'failed') OR (q.status = 'deferred' AND r.status = 'queued'))
+         ORDER BY q.id LIMIT ?`,
         campaignId,
-        afterEntryId,
         limit,
       ).map((row) => ({
-        entryId: Number(row.id),
         subscriberId: Number(row.subscriber_id),
-        status: row.status as 'queued' | 'deferred' | 'delivered' | 'failed',
+        status: row.status as QueueChange['status'],
         lastReply: row.last_reply === null ? null : String(row.last_reply),
       })),
     );
