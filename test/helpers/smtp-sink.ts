@@ -46,6 +46,11 @@ export interface ReceivedMessage {
 export interface SmtpSinkOptions {
   /** Loopback address to listen on; `127.0.0.1` unless given. */
   host?: string;
+  /**
+   * Port to listen on; a free one unless given. Sinks that stand for several MX hosts of one
+   * test share a port on different 127.0.0.x addresses, because `delivery.port` is one port.
+   */
+  port?: number;
   /** Offer STARTTLS with a self-signed certificate for `tlsName`. */
   starttls?: boolean;
   tlsName?: string;
@@ -165,7 +170,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
             new Error(`Sink received ${messages.length} of ${count} messages in ${timeoutMs} ms`),
           );
         }, timeoutMs);
-        if (!check()) waiters.push(() => void check());
+        const waiter = (): void => {
+          if (!check()) waiters.push(waiter);
+        };
+        waiter();
       }),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -221,7 +229,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, host, () => resolve());
+    server.listen(options.port ?? 0, host, () => resolve());
   });
   const address = server.server.address();
   sink.port = typeof address === 'object' && address ? address.port : 0;

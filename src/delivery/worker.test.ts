@@ -1,0 +1,335 @@
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startDnsServer, type DnsServer } from '../../test/helpers/dns-server.js';
+import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
+import { Resolver } from '../dns/index.js';
+import { createLogger } from '../log/index.js';
+import { openStore } from '../store/index.js';
+import type { QueueEntry, Store } from '../store/types.js';
+import { groupTransactions, startDeliveryWorkers, type DeliveryWorkerOptions } from './worker.js';
+
+// Every MX host of the tests is a sink on its own 127.0.0.x address, all on one port.
+const zone = (port: number) => `
+$ORIGIN test.
+example     IN MX 10 mx1.example
+example     IN MX 20 mx2.example
+mx1.example IN A 127.0.0.11
+mx2.example IN A 127.0.0.12
+fallback    IN MX 10 down.fallback
+fallback    IN MX 20 mx2.example
+down.fallback IN A 127.0.0.13
+origin      IN MX 10 mx2.example
+nullmx      IN MX 0 .
+broken      IN MX 10 mx1.example
+secure      IN MX 10 mx1.example
+single      IN MX 10 mx1.example
+; port ${port}
+`;
+
+interface Harness {
+  store: Store;
+  dns: DnsServer;
+  mx1: SmtpSink;
+  mx2: SmtpSink;
+  logLines: Array<Record<string, unknown>>;
+  start(
+    overrides?: Partial<DeliveryWorkerOptions['config']['delivery']>,
+  ): ReturnType<typeof startDeliveryWorkers>;
+}
+
+let harness: Harness;
+let workers: Array<ReturnType<typeof startDeliveryWorkers>> = [];
+
+beforeEach(async () => {
+  const mx1 = await startSmtpSink({ host: '127.0.0.11' });
+  const mx2 = await startSmtpSink({ host: '127.0.0.12', port: mx1.port });
+  const dns = await startDnsServer({ records: zone(mx1.port) });
+  dns.fail('broken.test', 'servfail');
+  const store = await openStore({ url: ':memory:' });
+  const logLines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        logLines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  const logger = createLogger({ level: 'info', destination });
+  const resolver = new Resolver({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+  harness = {
+    store,
+    dns,
+    mx1,
+    mx2,
+    logLines,
+    start(overrides = {}) {
+      const started = startDeliveryWorkers({
+        store,
+        resolver,
+        logger,
+        maxSleepMs: 200,
+        config: {
+          hostname: 'herald.test',
+          delivery: {
+            port: mx1.port,
+            concurrency: 4,
+            perDomainConcurrency: 1,
+            perDomainRatePerMinute: 0,
+            requireTls: ['secure.test'],
+            retrySchedule: { initialDelay: 60_000, factor: 2, maxDelay: 600_000 },
+            maxQueueLifetime: 86_400_000,
+            connectTimeout: 1_000,
+            leaseTime: 60_000,
+            ...overrides,
+          },
+        },
+      });
+      workers.push(started);
+      return started;
+    },
+  };
+});
+
+afterEach(async () => {
+  for (const worker of workers.splice(0)) await worker.stop();
+  await harness.store.close();
+  await harness.mx1.close();
+  await harness.mx2.close();
+  await harness.dns.close();
+});
+
+const body = Buffer.from(
+  'From: Alice <alice@origin.test>\r\nTo: bob@example.test\r\nSubject: hello\r\n' +
+    'Message-ID: <m1@origin.test>\r\n\r\nHello Bob.\r\n',
+);
+
+async function enqueue(recipients: string[], sender = 'alice@origin.test', bounceTo = sender) {
+  return harness.store.enqueue({
+    body,
+    origin: 'submission',
+    originalSender: sender,
+    recipients: recipients.map((recipient) => ({ recipient, sender, bounceTo })),
+  });
+}
+
+async function entriesOf(messageId: string): Promise<QueueEntry[]> {
+  return harness.store.listEntriesOfMessage(messageId);
+}
+
+describe('startDeliveryWorkers', () => {
+  it('delivers to the preferred MX host', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['bob@example.test', 'carol@example.test']);
+    worker.notify();
+    const [message] = await harness.mx1.waitForMessages(1);
+    expect(message!.to.sort()).toEqual(['bob@example.test', 'carol@example.test']);
+    expect(message!.from).toBe('alice@origin.test');
+    expect(message!.heloName).toBe('herald.test');
+    expect(message!.body.equals(body)).toBe(true);
+    await worker.idle();
+    const entries = await entriesOf(messageId);
+    expect(entries.map((entry) => entry.status)).toEqual(['delivered', 'delivered']);
+    const events = await harness.store.listEvents({ messageId });
+    const attempt = events.find((event) => event.kind === 'attempt');
+    expect(attempt?.mx).toBe('mx1.example.test[127.0.0.11]');
+    expect(attempt?.reply).toMatch(/^250 /);
+    expect(harness.mx2.messages).toHaveLength(0);
+  });
+
+  it('falls back to the second MX host', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['dave@fallback.test']);
+    worker.notify();
+    const [message] = await harness.mx2.waitForMessages(1);
+    expect(message!.to).toEqual(['dave@fallback.test']);
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('delivered');
+    const nextMx = harness.logLines.find((line) => line.status === 'next-mx');
+    expect(nextMx?.relay).toBe('down.fallback.test[127.0.0.13]');
+    expect(nextMx?.queueId).toBe(messageId);
+  });
+
+  it('defers on 4xx, then delivers on retry', async () => {
+    harness.mx1.reply.once('rcpt', { code: 451, text: '4.7.1 Greylisted, try again' });
+    const worker = harness.start();
+    const { messageId } = await enqueue(['bob@single.test']);
+    worker.notify();
+    await worker.idle();
+    const [deferred] = await entriesOf(messageId);
+    expect(deferred!.status).toBe('deferred');
+    expect(deferred!.lastReply).toBe('451 4.7.1 Greylisted, try again');
+    expect(deferred!.nextAttemptAt.getTime()).toBeGreaterThan(Date.now() + 50_000);
+
+    await harness.store.retryNow({ messageId });
+    worker.notify();
+    await harness.mx1.waitForMessages(1);
+    await worker.idle();
+    const [delivered] = await entriesOf(messageId);
+    expect(delivered!.status).toBe('delivered');
+    expect(delivered!.attempts).toBe(2);
+  });
+
+  it('bounces a 5xx with a DSN to the sender', async () => {
+    harness.mx1.reply.rcpt.set('gone@example.test', { code: 550, text: '5.1.1 No such user here' });
+    const worker = harness.start();
+    const { messageId } = await enqueue(['gone@example.test', 'bob@example.test']);
+    worker.notify();
+    // The DSN goes to origin.test, whose MX is mx2.
+    const [dsn] = await harness.mx2.waitForMessages(1);
+    await worker.idle();
+    const statuses = Object.fromEntries(
+      (await entriesOf(messageId)).map((e) => [e.recipient, e.status]),
+    );
+    expect(statuses).toEqual({ 'gone@example.test': 'failed', 'bob@example.test': 'delivered' });
+    expect(dsn!.from).toBe('');
+    expect(dsn!.to).toEqual(['alice@origin.test']);
+    const text = dsn!.body.toString();
+    expect(text).toMatch(/multipart\/report; report-type=delivery-status/);
+    expect(text).toMatch(/Final-Recipient: rfc822; ?gone@example.test/);
+    expect(text).toMatch(/Status: 5\.1\.1/);
+    expect(text).toMatch(/Diagnostic-Code: smtp; 550 5\.1\.1 No such user here/);
+    expect(text).toMatch(/Message-ID: <m1@origin.test>/);
+    expect(text).not.toMatch(/Final-Recipient: rfc822; ?bob@example.test/);
+  });
+
+  it('bounces a null MX domain', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['eve@nullmx.test']);
+    worker.notify();
+    const [dsn] = await harness.mx2.waitForMessages(1);
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('failed');
+    expect(entry!.lastDsn).toBe('5.1.10');
+    expect(dsn!.body.toString()).toMatch(/Status: 5\.1\.10/);
+    expect(harness.mx1.rcptAttempts).toHaveLength(0);
+  });
+
+  it('sends no DSN for the null sender', async () => {
+    harness.mx1.reply.rcpt.set('gone@example.test', { code: 550, text: '5.1.1 No such user' });
+    const worker = harness.start();
+    const { messageId } = await enqueue(['gone@example.test'], '', '');
+    worker.notify();
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('failed');
+    expect((await harness.store.countByStatus()).queued).toBe(0);
+    expect(harness.mx2.messages).toHaveLength(0);
+  });
+
+  it('defers when DNS fails', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['frank@broken.test']);
+    worker.notify();
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('deferred');
+    expect(entry!.lastDsn).toBe('4.4.3');
+  });
+
+  it('expires a deferred entry past its lifetime', async () => {
+    harness.mx1.reply.rcpt.set('bob@single.test', { code: 451, text: '4.3.0 Try later' });
+    const worker = harness.start({ maxQueueLifetime: 1 });
+    const { messageId } = await enqueue(['bob@single.test']);
+    worker.notify();
+    const [dsn] = await harness.mx2.waitForMessages(1);
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('failed');
+    expect(entry!.lastDsn).toBe('4.3.0');
+    expect(entry!.lastReply).toMatch(/expired/);
+    expect(dsn!.body.toString()).toMatch(/Status: 4\.3\.0/);
+  });
+
+  it('uses STARTTLS with a self-signed receiver', async () => {
+    await harness.mx1.close();
+    harness.mx1 = await startSmtpSink({
+      host: '127.0.0.11',
+      port: harness.mx2.port,
+      starttls: true,
+    });
+    const worker = harness.start();
+    await enqueue(['bob@example.test']);
+    worker.notify();
+    const [message] = await harness.mx1.waitForMessages(1);
+    expect(message!.secure).toBe(true);
+  });
+
+  it('defers a TLS-required domain without STARTTLS', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['gina@secure.test']);
+    worker.notify();
+    await worker.idle();
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('deferred');
+    expect(entry!.lastDsn).toBe('4.7.4');
+    expect(harness.mx1.messages).toHaveLength(0);
+  });
+
+  it('reuses one connection for many messages', async () => {
+    const worker = harness.start();
+    for (let i = 0; i < 6; i++) await enqueue([`user${i}@example.test`]);
+    worker.notify();
+    await harness.mx1.waitForMessages(6);
+    await worker.idle();
+    expect(harness.mx1.connections).toBe(1);
+  });
+
+  it('finishes deliveries in flight on stop', async () => {
+    const worker = harness.start();
+    const { messageId } = await enqueue(['bob@example.test']);
+    worker.notify();
+    // Stop as soon as the sink has the RCPT: the transaction is in flight.
+    while (harness.mx1.rcptAttempts.length === 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await worker.stop();
+    workers = workers.filter((other) => other !== worker);
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('delivered');
+  });
+});
+
+describe('groupTransactions', () => {
+  it('splits by domain, message and sender', () => {
+    const base = {
+      messageId: 'm1',
+      sender: 's@a.test',
+      bounceTo: 's@a.test',
+      origin: 'inbound',
+    } as const;
+    const entry = (
+      id: number,
+      recipient: string,
+      overrides: Partial<QueueEntry> = {},
+    ): QueueEntry => ({
+      ...base,
+      id,
+      recipient,
+      recipientDomain: recipient.split('@')[1]!,
+      status: 'queued',
+      attempts: 0,
+      createdAt: new Date(),
+      nextAttemptAt: new Date(),
+      lastReply: null,
+      campaignId: null,
+      subscriberId: null,
+      ...overrides,
+    });
+    const groups = groupTransactions([
+      entry(1, 'a@x.test'),
+      entry(2, 'b@x.test'),
+      entry(3, 'c@y.test'),
+      entry(4, 'd@x.test', { messageId: 'm2' }),
+      entry(5, 'e@x.test', { sender: 'other@a.test' }),
+      entry(6, 'a@x.test'),
+    ]);
+    expect(groups.map((group) => group.entries.map((e) => e.id))).toEqual([
+      [1, 2],
+      [6],
+      [3],
+      [4],
+      [5],
+    ]);
+  });
+});

@@ -1,0 +1,582 @@
+/**
+ * The delivery workers: they claim due queue entries under a lease, group them by recipient
+ * domain and message, look up the domain's MX hosts, send over pooled connections, and apply
+ * the verdict of `decide` to each entry with `store.completeAttempt`.
+ *
+ * A failed entry, or a deferred one whose queue lifetime is over, gets a DSN (RFC 3464) to its
+ * `bounceTo` address unless that is empty (the null sender). The DSN is enqueued before the
+ * entry is marked failed, so a crash in between can repeat a DSN but never lose one.
+ *
+ * The loop wakes when `notify()` is called after an enqueue and otherwise sleeps until
+ * `store.nextDueAt()`, checking at least every `maxSleepMs` for entries other nodes enqueued.
+ * `stop()` claims nothing more and resolves once the deliveries in flight have finished.
+ */
+import { randomBytes } from 'node:crypto';
+
+import type { HeraldConfig } from '../config/index.js';
+import { DnsError, type MailResolver, type MxHost } from '../dns/index.js';
+import { delaySince, messageLogger, type Logger } from '../log/index.js';
+import { buildDsn, dsnQueueMessage, type DsnRecipient } from '../queue/dsn.js';
+import { nextRetry, retryScheduleFromSettings, type RetrySchedule } from '../queue/retry.js';
+import { LeaseLostError } from '../store/index.js';
+import type { AttemptOutcome, QueueEntry, Store } from '../store/types.js';
+import {
+  DeliveryError,
+  type ClientOptions,
+  type MxTarget,
+  type StepReport,
+  type TlsPolicy,
+} from './client.js';
+import { decide, decideDnsFailure, decideHostLookupFailure, type Verdict } from './decide.js';
+import { ConnectionPool, DestinationLimiter, Semaphore } from './pool.js';
+
+export interface DeliveryWorkerOptions {
+  store: Store;
+  resolver: MailResolver;
+  config: Pick<HeraldConfig, 'hostname' | 'delivery'>;
+  logger: Logger;
+  /** Lease owner name; unique per process unless given. */
+  owner?: string;
+  /** Client settings beyond the configuration (a CA for tests, shorter timeouts). */
+  client?: Partial<Pick<ClientOptions, 'ca' | 'greetingTimeoutMs' | 'socketTimeoutMs'>>;
+  /** Longest sleep between two looks at the queue, in milliseconds. */
+  maxSleepMs?: number;
+  /** Called after every applied outcome, for metrics. */
+  onOutcome?: (entry: QueueEntry, outcome: AttemptOutcome) => void;
+}
+
+export interface DeliveryWorkers {
+  /** Wake the workers: call after an enqueue so new mail goes out at once. */
+  notify(): void;
+  /** Claim nothing more, finish deliveries in flight, close pooled connections. */
+  stop(): Promise<void>;
+  /** Resolves when no entry is due and nothing is in flight (tests and benchmarks). */
+  idle(): Promise<void>;
+  readonly owner: string;
+}
+
+/** Recipients per transaction, as Postfix's default destination recipient limit. */
+const MAX_RECIPIENTS_PER_TRANSACTION = 50;
+/** Addresses tried per MX host, and in total per delivery (Postfix: smtp_mx_address_limit). */
+const MAX_ADDRESSES_PER_HOST = 2;
+const MAX_TARGETS = 10;
+const DEFAULT_MAX_SLEEP_MS = 30_000;
+/** When entries are due but held by another node's lease, look again after this long. */
+const BUSY_RETRY_MS = 1_000;
+
+/** One SMTP transaction's worth of work: one message, one sender, recipients of one domain. */
+interface Transaction {
+  domain: string;
+  messageId: string;
+  sender: string;
+  entries: QueueEntry[];
+}
+
+/** The final word on one entry of a transaction. */
+interface EntryResult {
+  entry: QueueEntry;
+  verdict: Verdict;
+  report?: StepReport;
+  target?: MxTarget;
+}
+
+export function startDeliveryWorkers(options: DeliveryWorkerOptions): DeliveryWorkers {
+  const worker = new DeliveryWorker(options);
+  worker.start();
+  return {
+    notify: () => worker.notify(),
+    stop: () => worker.stop(),
+    idle: () => worker.idle(),
+    owner: worker.owner,
+  };
+}
+
+class DeliveryWorker {
+  readonly owner: string;
+  private readonly store: Store;
+  private readonly resolver: MailResolver;
+  private readonly config: DeliveryWorkerOptions['config'];
+  private readonly logger: Logger;
+  private readonly schedule: RetrySchedule;
+  private readonly pool: ConnectionPool;
+  private readonly limiter: DestinationLimiter;
+  private readonly slots: Semaphore;
+  private readonly requireTls: Set<string>;
+  private readonly maxSleepMs: number;
+
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private notified = false;
+  private readonly inFlight = new Map<number, QueueEntry>();
+  private readonly transactionsInFlight = new Set<Promise<void>>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private idleWaiters: Array<() => void> = [];
+  private stopWaits = new Set<() => void>();
+
+  constructor(private readonly options: DeliveryWorkerOptions) {
+    const { config } = options;
+    this.store = options.store;
+    this.resolver = options.resolver;
+    this.config = config;
+    this.logger = options.logger;
+    this.owner =
+      options.owner ?? `${config.hostname}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.schedule = retryScheduleFromSettings(config.delivery);
+    this.pool = new ConnectionPool({
+      client: {
+        hostname: config.hostname,
+        port: config.delivery.port,
+        connectTimeoutMs: config.delivery.connectTimeout,
+        ...options.client,
+      },
+    });
+    this.limiter = new DestinationLimiter({
+      perDomainConcurrency: config.delivery.perDomainConcurrency,
+      perDomainRatePerMinute: config.delivery.perDomainRatePerMinute,
+    });
+    this.slots = new Semaphore(config.delivery.concurrency);
+    this.requireTls = new Set(config.delivery.requireTls.map((domain) => domain.toLowerCase()));
+    this.maxSleepMs = options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+  }
+
+  start(): void {
+    this.running = true;
+    // Renew leases well before they run out, for entries waiting on a slot and in delivery.
+    const renewEvery = Math.max(1_000, Math.floor(this.config.delivery.leaseTime / 3));
+    this.renewTimer = setInterval(() => void this.renewLeases(), renewEvery);
+    this.renewTimer.unref();
+    this.loop = this.run();
+  }
+
+  notify(): void {
+    this.notified = true;
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    for (const release of this.stopWaits) release();
+    await this.loop;
+    await Promise.all(this.transactionsInFlight);
+    clearInterval(this.renewTimer);
+    this.pool.closeAll();
+    for (const waiter of this.idleWaiters.splice(0)) waiter();
+  }
+
+  idle(): Promise<void> {
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.step();
+      } catch (error) {
+        this.logger.error({ err: error }, 'delivery loop failed; retrying in a second');
+        await this.sleep(BUSY_RETRY_MS);
+      }
+    }
+  }
+
+  /** Claims what there is room for and starts it, or sleeps until something is due. */
+  private async step(): Promise<void> {
+    const room = this.config.delivery.concurrency * 2 - this.transactionsInFlight.size;
+    if (room <= 0) {
+      await this.waitForProgress();
+      return;
+    }
+    this.notified = false;
+    const entries = await this.store.claimDue({
+      owner: this.owner,
+      limit: room * 4,
+      leaseMs: this.config.delivery.leaseTime,
+    });
+    if (entries.length > 0) {
+      this.dispatch(entries);
+      return;
+    }
+    if (this.transactionsInFlight.size > 0) {
+      await this.waitForProgress();
+      return;
+    }
+    for (const waiter of this.idleWaiters.splice(0)) waiter();
+    if (this.notified) return;
+    await this.sleep(await this.sleepTime());
+  }
+
+  private async sleepTime(): Promise<number> {
+    const due = await this.store.nextDueAt();
+    if (!due) return this.maxSleepMs;
+    const wait = due.getTime() - Date.now();
+    // Due now but not claimable: another node holds the lease.
+    if (wait <= 0) return BUSY_RETRY_MS;
+    return Math.min(wait, this.maxSleepMs);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  /** Waits until a transaction finishes or the worker is notified or stopped. */
+  private async waitForProgress(): Promise<void> {
+    const wakeUp = new Promise<void>((resolve) => {
+      this.wake = () => {
+        this.wake = undefined;
+        resolve();
+      };
+    });
+    await Promise.race([wakeUp, ...this.transactionsInFlight]);
+  }
+
+  private dispatch(entries: QueueEntry[]): void {
+    for (const entry of entries) this.inFlight.set(entry.id, entry);
+    const bodies = new Map<string, Promise<Buffer | undefined>>();
+    const lookups = new Map<string, Promise<MxHost[] | DnsError>>();
+
+    for (const transaction of groupTransactions(entries)) {
+      if (!bodies.has(transaction.messageId)) {
+        bodies.set(transaction.messageId, this.store.getMessageBody(transaction.messageId));
+      }
+      if (!lookups.has(transaction.domain)) {
+        lookups.set(transaction.domain, this.lookupMx(transaction.domain));
+      }
+      const running = this.runTransaction(
+        transaction,
+        bodies.get(transaction.messageId)!,
+        lookups.get(transaction.domain)!,
+      ).finally(() => {
+        this.transactionsInFlight.delete(running);
+        for (const entry of transaction.entries) this.inFlight.delete(entry.id);
+        this.wake?.();
+      });
+      this.transactionsInFlight.add(running);
+    }
+  }
+
+  private lookupMx(domain: string): Promise<MxHost[] | DnsError> {
+    return this.resolver.resolveMx(domain).catch((error: unknown) => {
+      if (error instanceof DnsError) return error;
+      throw error;
+    });
+  }
+
+  private async runTransaction(
+    transaction: Transaction,
+    bodyPromise: Promise<Buffer | undefined>,
+    mxPromise: Promise<MxHost[] | DnsError>,
+  ): Promise<void> {
+    const releaseSlot = await this.slots.acquire();
+    const releaseDomain = await this.limiter.acquire(transaction.domain);
+    try {
+      await this.waitForRate(transaction.domain);
+      const body = await bodyPromise;
+      const results = body
+        ? await this.deliver(transaction, body, await mxPromise)
+        : transaction.entries.map((entry) => missingBody(entry));
+      await this.applyResults(transaction, results, body);
+    } catch (error) {
+      // A store failure: the leases run out and another attempt picks the entries up again.
+      this.logger.error(
+        { err: error, queueId: transaction.messageId, domain: transaction.domain },
+        'delivery attempt could not be recorded; the entries will be retried when their lease expires',
+      );
+    } finally {
+      releaseDomain();
+      releaseSlot();
+    }
+  }
+
+  private async waitForRate(domain: string): Promise<void> {
+    const wait = this.limiter.reserveStart(domain);
+    if (wait <= 0 || !this.running) return;
+    await new Promise<void>((resolve) => {
+      const release = (): void => {
+        clearTimeout(timer);
+        this.stopWaits.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, wait);
+      this.stopWaits.add(release);
+    });
+  }
+
+  /** Tries the MX hosts in order until every recipient has a final verdict. */
+  private async deliver(
+    transaction: Transaction,
+    body: Buffer,
+    mx: MxHost[] | DnsError,
+  ): Promise<EntryResult[]> {
+    if (mx instanceof DnsError) {
+      const verdict = decideDnsFailure(mx);
+      const report: StepReport = { stage: 'connect', reply: mx.message };
+      return transaction.entries.map((entry) => ({ entry, verdict, report }));
+    }
+
+    const targets = await this.resolveTargets(mx);
+    if (targets.length === 0) {
+      const verdict = decideHostLookupFailure(true);
+      const names = mx.map((host) => host.exchange).join(', ');
+      const report: StepReport = {
+        stage: 'connect',
+        reply: `no address found for MX host ${names}`,
+      };
+      return transaction.entries.map((entry) => ({ entry, verdict, report }));
+    }
+
+    const policy: TlsPolicy = this.requireTls.has(transaction.domain)
+      ? 'required'
+      : 'opportunistic';
+    const results: EntryResult[] = [];
+    let pending = transaction.entries;
+    for (let index = 0; index < targets.length && pending.length > 0; index++) {
+      const target = targets[index]!;
+      const lastMx = index === targets.length - 1;
+      const reports = await this.attempt(target, policy, transaction.sender, pending, body);
+      const next: QueueEntry[] = [];
+      for (const entry of pending) {
+        const report = reports.get(entry.recipient) ?? { stage: 'data', reply: 'no report' };
+        const verdict = decide({ ...report, lastMx });
+        if (verdict.action === 'next-mx') {
+          this.messageLog(entry).info(
+            { relay: relayName(target), dsn: verdict.dsn, status: 'next-mx', reply: report.reply },
+            `trying the next MX host after ${report.stage}`,
+          );
+          next.push(entry);
+        } else {
+          results.push({ entry, verdict, report, target });
+        }
+      }
+      pending = next;
+    }
+    return results;
+  }
+
+  /** One session's try at the pending recipients; failures become reports, never throws. */
+  private async attempt(
+    target: MxTarget,
+    policy: TlsPolicy,
+    sender: string,
+    entries: QueueEntry[],
+    body: Buffer,
+  ): Promise<Map<string, StepReport>> {
+    const recipients = entries.map((entry) => entry.recipient);
+    let connection;
+    try {
+      connection = await this.pool.acquire(target, policy);
+    } catch (error) {
+      if (!(error instanceof DeliveryError)) throw error;
+      return new Map(recipients.map((recipient) => [recipient, error]));
+    }
+    try {
+      return await connection.send({ from: sender, to: recipients, body });
+    } finally {
+      this.pool.release(connection, policy);
+    }
+  }
+
+  /** Resolves the MX hosts to addresses, in order, within the per-host and total limits. */
+  private async resolveTargets(hosts: MxHost[]): Promise<MxTarget[]> {
+    const lookups = await Promise.allSettled(
+      hosts.map((host) => this.resolver.resolveAddresses(host.exchange)),
+    );
+    const targets: MxTarget[] = [];
+    lookups.forEach((lookup, index) => {
+      const host = hosts[index]!.exchange;
+      if (lookup.status === 'rejected') {
+        this.logger.warn(
+          { err: lookup.reason as unknown, host },
+          `MX host ${host} has no usable address`,
+        );
+        return;
+      }
+      for (const address of lookup.value.slice(0, MAX_ADDRESSES_PER_HOST)) {
+        targets.push({ host, address });
+      }
+    });
+    return targets.slice(0, MAX_TARGETS);
+  }
+
+  /** Sends the DSNs the results call for, then records every result in the store. */
+  private async applyResults(
+    transaction: Transaction,
+    results: EntryResult[],
+    body: Buffer | undefined,
+  ): Promise<void> {
+    const now = new Date();
+    const outcomes = results.map((result) => ({ result, outcome: this.outcomeOf(result, now) }));
+
+    const failed = outcomes.filter(({ outcome }) => outcome.status === 'failed');
+    await this.sendDsns(transaction, failed, body ?? Buffer.alloc(0), now);
+
+    for (const { result, outcome } of outcomes) {
+      try {
+        await this.store.completeAttempt(result.entry.id, this.owner, outcome);
+      } catch (error) {
+        if (!(error instanceof LeaseLostError)) throw error;
+        this.messageLog(result.entry).warn(
+          { status: 'lease-lost' },
+          'lease expired during delivery; another worker owns the entry now',
+        );
+        continue;
+      }
+      this.logOutcome(result, outcome, now);
+      this.options.onOutcome?.(result.entry, outcome);
+    }
+  }
+
+  private outcomeOf(result: EntryResult, now: Date): AttemptOutcome {
+    const { entry, verdict, report, target } = result;
+    const mx = target ? relayName(target) : null;
+    const reply = report?.reply ?? verdict.dsn;
+    if (verdict.action === 'deliver') return { status: 'delivered', reply, mx, dsn: verdict.dsn };
+    if (verdict.action === 'bounce') return { status: 'failed', reply, mx, dsn: verdict.dsn };
+
+    const retry = nextRetry(
+      this.schedule,
+      { attempts: entry.attempts + 1, createdAt: entry.createdAt },
+      now,
+    );
+    if (retry.kind === 'retry') {
+      return { status: 'deferred', reply, mx, dsn: verdict.dsn, nextAttemptAt: retry.at };
+    }
+    // RFC 3464 section 2.3.4: an expired message keeps the transient status it last had.
+    return {
+      status: 'failed',
+      reply: `message expired in the queue; last reply: ${reply}`,
+      mx,
+      dsn: verdict.dsn,
+    };
+  }
+
+  private async sendDsns(
+    transaction: Transaction,
+    failed: Array<{ result: EntryResult; outcome: AttemptOutcome }>,
+    original: Buffer,
+    now: Date,
+  ): Promise<void> {
+    const byBounceTo = new Map<string, DsnRecipient[]>();
+    for (const { result, outcome } of failed) {
+      const bounceTo = result.entry.bounceTo;
+      if (bounceTo === '') continue;
+      const recipients = byBounceTo.get(bounceTo) ?? [];
+      recipients.push({
+        recipient: result.entry.recipient,
+        action: 'failed',
+        status: outcome.dsn,
+        remoteMta: result.target?.host ?? null,
+        diagnostic: outcome.reply,
+        lastAttemptAt: now,
+      });
+      byBounceTo.set(bounceTo, recipients);
+    }
+    const createdAt = transaction.entries[0]!.createdAt;
+    for (const [bounceTo, recipients] of byBounceTo) {
+      const dsn = buildDsn({
+        hostname: this.config.hostname,
+        to: bounceTo,
+        queueId: transaction.messageId,
+        arrivalDate: createdAt,
+        recipients,
+        original,
+        now,
+      });
+      const { messageId } = await this.store.enqueue(dsnQueueMessage(dsn, bounceTo));
+      messageLogger(this.logger, transaction.messageId).info(
+        { from: '', to: bounceTo, status: 'bounce-queued', dsnQueueId: messageId },
+        `sender non-delivery notification: ${messageId}`,
+      );
+      this.notify();
+    }
+  }
+
+  private logOutcome(result: EntryResult, outcome: AttemptOutcome, now: Date): void {
+    const status =
+      outcome.status === 'delivered'
+        ? 'sent'
+        : outcome.status === 'deferred'
+          ? 'deferred'
+          : 'bounced';
+    const fields = {
+      relay: outcome.mx ?? 'none',
+      delay: delaySince(result.entry.createdAt, now),
+      dsn: outcome.dsn,
+      status,
+      reply: outcome.reply,
+      attempt: result.entry.attempts + 1,
+    };
+    const log = this.messageLog(result.entry);
+    if (outcome.status === 'delivered') log.info(fields, `delivered: ${outcome.reply}`);
+    else log.warn(fields, `${status}: ${outcome.reply}`);
+  }
+
+  private messageLog(entry: QueueEntry) {
+    return messageLogger(this.logger, entry.messageId, { from: entry.sender, to: entry.recipient });
+  }
+
+  private async renewLeases(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    try {
+      await this.store.renewLease(
+        [...this.inFlight.keys()],
+        this.owner,
+        this.config.delivery.leaseTime,
+      );
+    } catch (error) {
+      this.logger.warn({ err: error }, 'renewing delivery leases failed');
+    }
+  }
+}
+
+/**
+ * Groups claimed entries into transactions: by recipient domain, then by message and sender,
+ * at most `MAX_RECIPIENTS_PER_TRANSACTION` distinct recipients each.
+ */
+export function groupTransactions(entries: QueueEntry[]): Transaction[] {
+  const groups = new Map<string, Transaction[]>();
+  for (const entry of entries) {
+    const key = `${entry.recipientDomain}\u0000${entry.messageId}\u0000${entry.sender}`;
+    const list = groups.get(key) ?? [];
+    let transaction = list.find(
+      (candidate) =>
+        candidate.entries.length < MAX_RECIPIENTS_PER_TRANSACTION &&
+        !candidate.entries.some((other) => other.recipient === entry.recipient),
+    );
+    if (!transaction) {
+      transaction = {
+        domain: entry.recipientDomain,
+        messageId: entry.messageId,
+        sender: entry.sender,
+        entries: [],
+      };
+      list.push(transaction);
+      groups.set(key, list);
+    }
+    transaction.entries.push(entry);
+  }
+  return [...groups.values()].flat();
+}
+
+function relayName(target: MxTarget): string {
+  return `${target.host}[${target.address}]`;
+}
+
+function missingBody(entry: QueueEntry): EntryResult {
+  // The message was deleted while its entry was claimed; nothing can be sent or returned.
+  return {
+    entry,
+    verdict: { action: 'bounce', dsn: '5.3.0' },
+    report: { stage: 'connect', reply: 'message body not found in the store' },
+  };
+}
