@@ -166,7 +166,7 @@ describe('submission Herald rejects', () => {
       message('editor@news.test', 'no auth'),
     );
     expect(sent.code).not.toBe(0);
-    expect(rejectionCode(sent.stdout)).toBeGreaterThanOrEqual(500);
+    expect(rejectionCode(sent.stdout), sent.stdout).toBeGreaterThanOrEqual(500);
   });
 
   it('does not offer AUTH before STARTTLS', async () => {
@@ -203,7 +203,7 @@ describe('submission Herald rejects', () => {
       message('editor@news.test', 'wrong password'),
     );
     expect(sent.code).not.toBe(0);
-    expect(sent.stdout).toMatch(/<\*\* +535[ -]/);
+    expect(rejectionCode(sent.stdout), sent.stdout).toBe(535);
   });
 
   it('rejects a sender domain the credential does not own', async () => {
@@ -222,7 +222,7 @@ describe('submission Herald rejects', () => {
       message('someone@other.test', 'foreign sender'),
     );
     expect(sent.code).not.toBe(0);
-    expect(rejectionCode(sent.stdout)).toBeGreaterThanOrEqual(500);
+    expect(rejectionCode(sent.stdout), sent.stdout).toBeGreaterThanOrEqual(500);
   });
 
   it('never logs the password', () => {
