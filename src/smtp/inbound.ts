@@ -102,6 +102,8 @@ export class InboundListener {
       authOptional: true,
       disabledCommands: ['AUTH'],
       disableReverseLookup: true,
+      // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
+      hideREQUIRETLS: true,
       socketTimeout: limits.idleTimeoutMs,
       logger: false,
       onConnect: this.guard.onConnect,

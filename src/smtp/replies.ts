@@ -80,6 +80,7 @@ export const REPLIES = {
   shuttingDown: reply(421, '4.3.2', 'Service shutting down, try again later'),
 
   // Authentication (RFC 4954 section 6).
+  authRequired: reply(530, '5.7.0', 'Authentication required'),
   authFailed: reply(535, '5.7.8', 'Authentication credentials invalid'),
   authTemporary: reply(454, '4.7.0', 'Temporary authentication failure'),
 

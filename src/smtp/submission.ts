@@ -77,11 +77,21 @@ export class SubmissionListener {
       authMethods: ['PLAIN', 'LOGIN'],
       // smtp-server refuses AUTH before STARTTLS with 538 unless this is true.
       allowInsecureAuth: false,
-      authRequiredMessage: '5.7.0 Authentication required',
+      authRequiredMessage: replyText(REPLIES.authRequired),
       disableReverseLookup: true,
       socketTimeout: limits.idleTimeoutMs,
       logger: false,
-      onConnect: this.guard.onConnect,
+      // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
+      hideREQUIRETLS: true,
+      onConnect: (session, callback) => {
+        // AUTH is not even advertised before STARTTLS (RFC 4954 section 4, RFC 4616 section 6).
+        session.disabledCommands = ['AUTH'];
+        this.guard.onConnect(session, callback);
+      },
+      onSecure: (_socket, session, callback) => {
+        session.disabledCommands = [];
+        callback();
+      },
       onClose: this.guard.onClose,
       onAuth: (auth, session, callback) => {
         this.onAuth(auth, session).then(
@@ -161,7 +171,9 @@ export class SubmissionListener {
     const limited = this.guard.checkCommand(session, 'MAIL');
     if (limited) return callback(limited);
 
-    const user = session.user as SubmissionUser;
+    const user = userOf(session);
+    // AUTH is disabled until STARTTLS, and smtp-server only requires AUTH while it is enabled.
+    if (!user) return callback(replyError(REPLIES.authRequired));
     if (domainOfAddress(address.address) !== user.domain) {
       this.options.logger.warn(
         { session: session.id, username: user.username, from: address.address },
@@ -179,6 +191,7 @@ export class SubmissionListener {
   ): void {
     const limited = this.guard.checkCommand(session, 'RCPT');
     if (limited) return callback(limited);
+    if (!userOf(session)) return callback(replyError(REPLIES.authRequired));
     const { maxRecipients } = this.options.limits;
     if (maxRecipients > 0 && session.envelope.rcptTo.length >= maxRecipients) {
       return callback(replyError(REPLIES.tooManyRecipients));
@@ -192,7 +205,8 @@ export class SubmissionListener {
     if (limited) throw limited;
     if (!verdict.ok) throw contentError(verdict, this.options.limits);
 
-    const user = session.user as SubmissionUser;
+    const user = userOf(session);
+    if (!user) throw replyError(REPLIES.authRequired);
     const sender = envelopeAddress(session.envelope.mailFrom);
     const recipients = session.envelope.rcptTo.map((rcpt) => rcpt.address);
     let message = toCrlf(verdict.message);
@@ -268,6 +282,10 @@ export class SubmissionListener {
 /** A well-formed hash that no password matches in practice, for the unknown-user path. */
 const UNKNOWN_USER_HASH =
   'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+function userOf(session: SMTPServerSession): SubmissionUser | undefined {
+  return session.user as SubmissionUser | undefined;
+}
 
 function domainOfAddress(address: string): string | undefined {
   const at = address.lastIndexOf('@');
