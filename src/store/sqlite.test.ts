@@ -54,6 +54,36 @@ describe('sqlite store', () => {
     await store.close();
   });
 
+  it('group commit covers claims and attempts', async () => {
+    const store = new SqliteStore({ path: join(directory, 'group-attempts.sqlite') });
+    await store.migrate();
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        store.enqueue({
+          body: Buffer.from(`Subject: ${i}\r\n\r\n`),
+          origin: 'inbound',
+          originalSender: 'a@example.org',
+          recipients: [{ recipient: `r${i}@example.net`, sender: 'a@example.org', bounceTo: '' }],
+        }),
+      ),
+    );
+    const claimed = await store.claimDue({ owner: 'w1', limit: 50, leaseMs: 60_000 });
+    const before = store.stats.commits;
+    await Promise.all(
+      claimed.map((entry) =>
+        store.completeAttempt(entry.id, 'w1', {
+          status: 'delivered',
+          reply: '250 2.0.0 Ok',
+          mx: 'mx.example.net',
+          dsn: '2.0.0',
+        }),
+      ),
+    );
+    expect(store.stats.commits - before).toBe(1);
+    expect((await store.countByStatus()).delivered).toBe(50);
+    await store.close();
+  });
+
   it('a failing message does not fail its batch', async () => {
     const store = new SqliteStore({ path: join(directory, 'isolation.sqlite') });
     await store.migrate();

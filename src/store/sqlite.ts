@@ -3,12 +3,14 @@
  * `synchronous = FULL`, so a transaction is on disk (the WAL fsynced) when its commit returns,
  * and a busy timeout lets several processes share the file.
  *
- * Enqueue uses group commit: calls wait in a batch until the event loop has handled the I/O
- * that is ready, then one transaction writes the whole batch and one fsync covers it. While
- * that commit blocks the thread, new SMTP data piles up in the kernel, so the next batch grows
- * with the load and many concurrent sessions share each fsync.
+ * The queue's hot writes (enqueue, claimDue, renewLease, completeAttempt, putSrsToken) use
+ * group commit: calls wait in a batch until the event loop has handled the I/O that is ready,
+ * then one transaction writes the whole batch and one fsync covers it. Each call runs in its
+ * own savepoint inside that transaction, so a failing call fails alone. While the commit blocks
+ * the thread, new SMTP data piles up in the kernel, so the next batch grows with the load and
+ * many concurrent sessions share each fsync.
  *
- * better-sqlite3 is synchronous: every other method runs its statement at once and returns a
+ * better-sqlite3 is synchronous: the other methods run their statements at once and return a
  * settled promise, which keeps the interface the same as a networked backend's.
  */
 import { mkdirSync } from 'node:fs';
@@ -45,18 +47,25 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
-/** Counters that show whether group commit works: `commits` stays well below `enqueued`. */
+/** Counters that show whether group commit works: `commits` stays well below `writes`. */
 export interface GroupCommitStats {
+  /** Grouped calls committed (enqueue, claimDue, renewLease, completeAttempt, putSrsToken). */
+  writes: number;
+  /** Messages enqueued. */
   enqueued: number;
+  /** Transactions that committed grouped calls. */
   commits: number;
+  /** Most calls that one transaction committed. */
   largestBatch: number;
 }
 
-interface PendingEnqueue {
-  message: NewMessage;
-  resolve(result: { messageId: string; entryIds: number[] }): void;
-  reject(error: unknown): void;
+interface PendingWrite {
+  write: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
 }
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** A row as better-sqlite3 returns it: BLOBs are Buffers, integers are numbers. */
 type Row = Record<string, string | number | Buffer | null>;
@@ -64,11 +73,12 @@ type Row = Record<string, string | number | Buffer | null>;
 const PENDING_STATUSES = `('queued', 'deferred')`;
 
 export class SqliteStore implements Store {
-  readonly stats: GroupCommitStats = { enqueued: 0, commits: 0, largestBatch: 0 };
+  readonly stats: GroupCommitStats = { writes: 0, enqueued: 0, commits: 0, largestBatch: 0 };
 
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
   private readonly maxBatch: number;
-  private pending: PendingEnqueue[] = [];
+  private pending: PendingWrite[] = [];
   private flushScheduled = false;
   private closed = false;
 
@@ -105,7 +115,7 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     return settle(() => {
       if (this.closed) return;
-      // Messages already handed to enqueue are committed before the database closes.
+      // Writes already handed to the group commit are committed before the database closes.
       while (this.pending.length > 0) this.flush();
       this.closed = true;
       this.db.close();
@@ -118,12 +128,10 @@ export class SqliteStore implements Store {
     return settle(() => {
       const domain = name.toLowerCase();
       const row = this.run(`domain ${domain}`, () =>
-        this.db
-          .prepare(
-            `INSERT INTO domains (name, srs_domain, organisation_id, created_at)
+        this.statement(
+          `INSERT INTO domains (name, srs_domain, organisation_id, created_at)
              VALUES (?, ?, NULL, ?) RETURNING *`,
-          )
-          .get(domain, options.srsDomain ?? null, Date.now()),
+        ).get(domain, options.srsDomain ?? null, Date.now()),
       );
       return toDomain(row as Row);
     });
@@ -131,14 +139,14 @@ export class SqliteStore implements Store {
 
   getDomain(name: string): Promise<Domain | undefined> {
     return settle(() => {
-      const row = this.db.prepare('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase());
+      const row = this.statement('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase());
       return row === undefined ? undefined : toDomain(row as Row);
     });
   }
 
   listDomains(): Promise<Domain[]> {
     return settle(() => {
-      const rows = this.db.prepare('SELECT * FROM domains ORDER BY name').all() as Row[];
+      const rows = this.statement('SELECT * FROM domains ORDER BY name').all() as Row[];
       return rows.map(toDomain);
     });
   }
@@ -146,7 +154,7 @@ export class SqliteStore implements Store {
   removeDomain(name: string): Promise<boolean> {
     return settle(() => {
       // Keys, aliases and credentials go with it (ON DELETE CASCADE).
-      const result = this.db.prepare('DELETE FROM domains WHERE name = ?').run(name.toLowerCase());
+      const result = this.statement('DELETE FROM domains WHERE name = ?').run(name.toLowerCase());
       return result.changes > 0;
     });
   }
@@ -154,21 +162,19 @@ export class SqliteStore implements Store {
   addDkimKey(key: Omit<DkimKeyRecord, 'id' | 'createdAt'>): Promise<DkimKeyRecord> {
     return settle(() => {
       const row = this.run(`DKIM selector ${key.selector}`, () =>
-        this.db
-          .prepare(
-            `INSERT INTO dkim_keys
+        this.statement(
+          `INSERT INTO dkim_keys
                (domain_id, selector, algorithm, private_key_path, public_record, status, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-          )
-          .get(
-            key.domainId,
-            key.selector,
-            key.algorithm,
-            key.privateKeyPath,
-            key.publicRecord,
-            key.status,
-            Date.now(),
-          ),
+        ).get(
+          key.domainId,
+          key.selector,
+          key.algorithm,
+          key.privateKeyPath,
+          key.publicRecord,
+          key.status,
+          Date.now(),
+        ),
       );
       return toDkimKey(row as Row);
     });
@@ -176,18 +182,16 @@ export class SqliteStore implements Store {
 
   listDkimKeys(domainId: number): Promise<DkimKeyRecord[]> {
     return settle(() => {
-      const rows = this.db
-        .prepare('SELECT * FROM dkim_keys WHERE domain_id = ? ORDER BY id')
-        .all(domainId) as Row[];
+      const rows = this.statement('SELECT * FROM dkim_keys WHERE domain_id = ? ORDER BY id').all(
+        domainId,
+      ) as Row[];
       return rows.map(toDkimKey);
     });
   }
 
   setDkimKeyStatus(id: number, status: DkimKeyRecord['status']): Promise<void> {
     return settle(() => {
-      const result = this.db
-        .prepare('UPDATE dkim_keys SET status = ? WHERE id = ?')
-        .run(status, id);
+      const result = this.statement('UPDATE dkim_keys SET status = ? WHERE id = ?').run(status, id);
       if (result.changes === 0) throw new StoreNotFoundError(`DKIM key ${id} not found`);
       return;
     });
@@ -197,19 +201,17 @@ export class SqliteStore implements Store {
     return settle(() => {
       const localPart = alias.localPart.toLowerCase();
       const row = this.run(`alias ${localPart}`, () =>
-        this.db
-          .prepare(
-            `INSERT INTO aliases (domain_id, local_part, targets, enabled, dmarc_policy, created_at)
+        this.statement(
+          `INSERT INTO aliases (domain_id, local_part, targets, enabled, dmarc_policy, created_at)
              VALUES (?, ?, ?, ?, ?, ?) RETURNING *`,
-          )
-          .get(
-            alias.domainId,
-            localPart,
-            JSON.stringify(alias.targets),
-            alias.enabled ? 1 : 0,
-            alias.dmarcPolicy,
-            Date.now(),
-          ),
+        ).get(
+          alias.domainId,
+          localPart,
+          JSON.stringify(alias.targets),
+          alias.enabled ? 1 : 0,
+          alias.dmarcPolicy,
+          Date.now(),
+        ),
       );
       return toAlias(row as Row);
     });
@@ -217,27 +219,27 @@ export class SqliteStore implements Store {
 
   listAliases(domainId: number): Promise<Alias[]> {
     return settle(() => {
-      const rows = this.db
-        .prepare('SELECT * FROM aliases WHERE domain_id = ? ORDER BY local_part')
-        .all(domainId) as Row[];
+      const rows = this.statement(
+        'SELECT * FROM aliases WHERE domain_id = ? ORDER BY local_part',
+      ).all(domainId) as Row[];
       return rows.map(toAlias);
     });
   }
 
   getAlias(domainId: number, localPart: string): Promise<Alias | undefined> {
     return settle(() => {
-      const row = this.db
-        .prepare('SELECT * FROM aliases WHERE domain_id = ? AND local_part = ?')
-        .get(domainId, localPart.toLowerCase());
+      const row = this.statement(
+        'SELECT * FROM aliases WHERE domain_id = ? AND local_part = ?',
+      ).get(domainId, localPart.toLowerCase());
       return row === undefined ? undefined : toAlias(row as Row);
     });
   }
 
   removeAlias(domainId: number, localPart: string): Promise<boolean> {
     return settle(() => {
-      const result = this.db
-        .prepare('DELETE FROM aliases WHERE domain_id = ? AND local_part = ?')
-        .run(domainId, localPart.toLowerCase());
+      const result = this.statement(
+        'DELETE FROM aliases WHERE domain_id = ? AND local_part = ?',
+      ).run(domainId, localPart.toLowerCase());
       return result.changes > 0;
     });
   }
@@ -245,12 +247,10 @@ export class SqliteStore implements Store {
   addCredential(credential: Omit<Credential, 'id' | 'createdAt'>): Promise<Credential> {
     return settle(() => {
       const row = this.run(`credential ${credential.username}`, () =>
-        this.db
-          .prepare(
-            `INSERT INTO credentials (domain_id, username, password_hash, created_at)
+        this.statement(
+          `INSERT INTO credentials (domain_id, username, password_hash, created_at)
              VALUES (?, ?, ?, ?) RETURNING *`,
-          )
-          .get(credential.domainId, credential.username, credential.passwordHash, Date.now()),
+        ).get(credential.domainId, credential.username, credential.passwordHash, Date.now()),
       );
       return toCredential(row as Row);
     });
@@ -258,23 +258,23 @@ export class SqliteStore implements Store {
 
   getCredential(username: string): Promise<Credential | undefined> {
     return settle(() => {
-      const row = this.db.prepare('SELECT * FROM credentials WHERE username = ?').get(username);
+      const row = this.statement('SELECT * FROM credentials WHERE username = ?').get(username);
       return row === undefined ? undefined : toCredential(row as Row);
     });
   }
 
   listCredentials(domainId: number): Promise<Credential[]> {
     return settle(() => {
-      const rows = this.db
-        .prepare('SELECT * FROM credentials WHERE domain_id = ? ORDER BY username')
-        .all(domainId) as Row[];
+      const rows = this.statement(
+        'SELECT * FROM credentials WHERE domain_id = ? ORDER BY username',
+      ).all(domainId) as Row[];
       return rows.map(toCredential);
     });
   }
 
   removeCredential(username: string): Promise<boolean> {
     return settle(() => {
-      const result = this.db.prepare('DELETE FROM credentials WHERE username = ?').run(username);
+      const result = this.statement('DELETE FROM credentials WHERE username = ?').run(username);
       return result.changes > 0;
     });
   }
@@ -282,27 +282,19 @@ export class SqliteStore implements Store {
   // The queue.
 
   enqueue(message: NewMessage): Promise<{ messageId: string; entryIds: number[] }> {
-    if (this.closed) return Promise.reject(new Error('enqueue on a closed store'));
     if (message.recipients.length === 0) {
       return Promise.reject(new TypeError('enqueue needs at least one recipient'));
     }
-    return new Promise((resolve, reject) => {
-      this.pending.push({ message, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // setImmediate runs after the I/O callbacks of this loop turn, so every session whose
-        // data arrived in the same turn joins this batch.
-        setImmediate(() => {
-          this.flushScheduled = false;
-          while (this.pending.length > 0) this.flush();
-        });
-      }
+    return this.grouped(() => {
+      const result = this.insertMessage(message);
+      this.stats.enqueued += 1;
+      return result;
     });
   }
 
   getMessageBody(messageId: string): Promise<Buffer | undefined> {
     return settle(() => {
-      const row = this.db.prepare('SELECT body FROM messages WHERE id = ?').get(messageId) as
+      const row = this.statement('SELECT body FROM messages WHERE id = ?').get(messageId) as
         { body: Buffer } | undefined;
       return row?.body;
     });
@@ -310,12 +302,10 @@ export class SqliteStore implements Store {
 
   getMessageInfo(messageId: string): Promise<MessageInfo | undefined> {
     return settle(() => {
-      const row = this.db
-        .prepare(
-          `SELECT id, origin, original_sender, client_address, size, created_at
+      const row = this.statement(
+        `SELECT id, origin, original_sender, client_address, size, created_at
            FROM messages WHERE id = ?`,
-        )
-        .get(messageId) as Row | undefined;
+      ).get(messageId) as Row | undefined;
       if (row === undefined) return undefined;
       return {
         messageId: String(row.id),
@@ -329,14 +319,13 @@ export class SqliteStore implements Store {
   }
 
   claimDue(options: ClaimOptions): Promise<QueueEntry[]> {
-    return settle(() => {
+    return this.grouped(() => {
       const now = (options.now ?? new Date()).getTime();
       // One statement picks and leases the entries, so two processes never claim the same one:
       // SQLite serialises writers. The PostgreSQL backend adds FOR UPDATE SKIP LOCKED to the
       // inner SELECT for the same guarantee without waiting.
-      const rows = this.db
-        .prepare(
-          `UPDATE queue_entries SET lease_owner = @owner, lease_expires_at = @expires
+      const rows = this.statement(
+        `UPDATE queue_entries SET lease_owner = @owner, lease_expires_at = @expires
            WHERE id IN (
              SELECT id FROM queue_entries
              WHERE status IN ${PENDING_STATUSES} AND next_attempt_at <= @now
@@ -344,13 +333,12 @@ export class SqliteStore implements Store {
              ORDER BY next_attempt_at, id
              LIMIT @limit)
            RETURNING *`,
-        )
-        .all({
-          owner: options.owner,
-          expires: now + options.leaseMs,
-          now,
-          limit: options.limit,
-        }) as Row[];
+      ).all({
+        owner: options.owner,
+        expires: now + options.leaseMs,
+        now,
+        limit: options.limit,
+      }) as Row[];
       const entries = rows.map(toEntry);
       entries.sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.id - b.id);
       return entries;
@@ -358,58 +346,53 @@ export class SqliteStore implements Store {
   }
 
   renewLease(entryIds: number[], owner: string, leaseMs: number): Promise<void> {
-    return settle(() => {
-      const renew = this.db.prepare(
+    const renewAll = () => {
+      const renew = this.statement(
         'UPDATE queue_entries SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?',
       );
       const expires = Date.now() + leaseMs;
-      const lost: number[] = [];
-      this.db.transaction(() => {
-        for (const id of entryIds) if (renew.run(expires, id, owner).changes === 0) lost.push(id);
-      })();
+      // The leases still held are renewed even when one is lost, so other work goes on.
+      return entryIds.filter((id) => renew.run(expires, id, owner).changes === 0);
+    };
+    return this.grouped(renewAll).then((lost) => {
       if (lost[0] !== undefined) throw new LeaseLostError(lost[0], owner);
-      return;
     });
   }
 
   completeAttempt(entryId: number, owner: string, outcome: AttemptOutcome): Promise<void> {
-    return settle(() => {
-      if (outcome.status === 'deferred' && outcome.nextAttemptAt === undefined) {
-        throw new TypeError('a deferred outcome needs nextAttemptAt');
-      }
+    if (outcome.status === 'deferred' && outcome.nextAttemptAt === undefined) {
+      return Promise.reject(new TypeError('a deferred outcome needs nextAttemptAt'));
+    }
+    return this.grouped(() => {
       const now = Date.now();
-      const apply = this.db.transaction(() => {
-        const row = this.db
-          .prepare('SELECT message_id, lease_owner FROM queue_entries WHERE id = ?')
-          .get(entryId) as Row | undefined;
+      {
+        const row = this.statement(
+          'SELECT message_id, lease_owner FROM queue_entries WHERE id = ?',
+        ).get(entryId) as Row | undefined;
         // An entry deleted while it was in flight (`herald queue delete`) has nothing to update.
         if (row === undefined) return;
         if (row.lease_owner !== null && row.lease_owner !== owner) {
           throw new LeaseLostError(entryId, owner);
         }
-        this.db
-          .prepare(
-            `UPDATE queue_entries SET status = ?, attempts = attempts + 1, last_reply = ?,
+        this.statement(
+          `UPDATE queue_entries SET status = ?, attempts = attempts + 1, last_reply = ?,
                last_dsn = ?, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL
              WHERE id = ?`,
-          )
-          .run(
-            outcome.status,
-            outcome.reply,
-            outcome.dsn,
-            outcome.nextAttemptAt?.getTime() ?? now,
-            entryId,
-          );
+        ).run(
+          outcome.status,
+          outcome.reply,
+          outcome.dsn,
+          outcome.nextAttemptAt?.getTime() ?? now,
+          entryId,
+        );
         this.insertEvent(entryId, String(row.message_id), now, 'attempt', outcome);
-      });
-      apply.immediate();
-      return;
+      }
     });
   }
 
   getEntry(entryId: number): Promise<QueueEntry | undefined> {
     return settle(() => {
-      const row = this.db.prepare('SELECT * FROM queue_entries WHERE id = ?').get(entryId);
+      const row = this.statement('SELECT * FROM queue_entries WHERE id = ?').get(entryId);
       return row === undefined ? undefined : toEntry(row as Row);
     });
   }
@@ -429,18 +412,18 @@ export class SqliteStore implements Store {
       const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
       const limit = filter.limit === undefined ? '' : 'LIMIT ?';
       if (filter.limit !== undefined) parameters.push(filter.limit);
-      const rows = this.db
-        .prepare(`SELECT * FROM queue_entries ${where} ORDER BY id ${limit}`)
-        .all(...parameters) as Row[];
+      const rows = this.statement(`SELECT * FROM queue_entries ${where} ORDER BY id ${limit}`).all(
+        ...parameters,
+      ) as Row[];
       return rows.map(toEntry);
     });
   }
 
   listEntriesOfMessage(messageId: string): Promise<QueueEntry[]> {
     return settle(() => {
-      const rows = this.db
-        .prepare('SELECT * FROM queue_entries WHERE message_id = ? ORDER BY id')
-        .all(messageId) as Row[];
+      const rows = this.statement(
+        'SELECT * FROM queue_entries WHERE message_id = ? ORDER BY id',
+      ).all(messageId) as Row[];
       return rows.map(toEntry);
     });
   }
@@ -450,12 +433,10 @@ export class SqliteStore implements Store {
       const { where, parameters } = entrySelector(selector, true);
       const now = Date.now();
       const retry = this.db.transaction(() => {
-        const rows = this.db
-          .prepare(
-            `UPDATE queue_entries SET next_attempt_at = ?
+        const rows = this.statement(
+          `UPDATE queue_entries SET next_attempt_at = ?
              WHERE status IN ${PENDING_STATUSES} AND ${where} RETURNING id, message_id`,
-          )
-          .all(now, ...parameters) as Row[];
+        ).all(now, ...parameters) as Row[];
         for (const row of rows) {
           this.insertEvent(Number(row.id), String(row.message_id), now, 'retry', null);
         }
@@ -470,15 +451,15 @@ export class SqliteStore implements Store {
       const { where, parameters } = entrySelector(selector, false);
       const now = Date.now();
       const remove = this.db.transaction(() => {
-        const rows = this.db
-          .prepare(`DELETE FROM queue_entries WHERE ${where} RETURNING id, message_id`)
-          .all(...parameters) as Row[];
+        const rows = this.statement(
+          `DELETE FROM queue_entries WHERE ${where} RETURNING id, message_id`,
+        ).all(...parameters) as Row[];
         const messages = new Set<string>();
         for (const row of rows) {
           messages.add(String(row.message_id));
           this.insertEvent(Number(row.id), String(row.message_id), now, 'deleted', null);
         }
-        const orphan = this.db.prepare(
+        const orphan = this.statement(
           `DELETE FROM messages WHERE id = ?
              AND NOT EXISTS (SELECT 1 FROM queue_entries WHERE message_id = ?)`,
         );
@@ -508,9 +489,9 @@ export class SqliteStore implements Store {
       const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
       const limit = filter.limit === undefined ? '' : 'LIMIT ?';
       if (filter.limit !== undefined) parameters.push(filter.limit);
-      const rows = this.db
-        .prepare(`SELECT * FROM queue_events ${where} ORDER BY id ${limit}`)
-        .all(...parameters) as Row[];
+      const rows = this.statement(`SELECT * FROM queue_events ${where} ORDER BY id ${limit}`).all(
+        ...parameters,
+      ) as Row[];
       return rows.map(toEvent);
     });
   }
@@ -518,13 +499,11 @@ export class SqliteStore implements Store {
   nextDueAt(): Promise<Date | undefined> {
     return settle(() => {
       // A leased entry is due again only when its lease runs out.
-      const row = this.db
-        .prepare(
-          `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at
+      const row = this.statement(
+        `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at
                       THEN lease_expires_at ELSE next_attempt_at END) AS due
            FROM queue_entries WHERE status IN ${PENDING_STATUSES}`,
-        )
-        .get() as { due: number | null };
+      ).get() as { due: number | null };
       return row.due === null ? undefined : new Date(Number(row.due));
     });
   }
@@ -537,9 +516,9 @@ export class SqliteStore implements Store {
         delivered: 0,
         failed: 0,
       };
-      const rows = this.db
-        .prepare('SELECT status, COUNT(*) AS n FROM queue_entries GROUP BY status')
-        .all() as Row[];
+      const rows = this.statement(
+        'SELECT status, COUNT(*) AS n FROM queue_entries GROUP BY status',
+      ).all() as Row[];
       for (const row of rows) counts[row.status as QueueStatus] = Number(row.n);
       return counts;
     });
@@ -547,13 +526,11 @@ export class SqliteStore implements Store {
 
   purgeFinished(before: Date): Promise<number> {
     return settle(() => {
-      const result = this.db
-        .prepare(
-          `DELETE FROM messages WHERE created_at < ?
+      const result = this.statement(
+        `DELETE FROM messages WHERE created_at < ?
              AND NOT EXISTS (SELECT 1 FROM queue_entries
                              WHERE message_id = messages.id AND status IN ${PENDING_STATUSES})`,
-        )
-        .run(before.getTime());
+      ).run(before.getTime());
       return result.changes;
     });
   }
@@ -561,101 +538,118 @@ export class SqliteStore implements Store {
   // SRS database mode.
 
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void> {
-    return settle(() => {
+    return this.grouped(() => {
       const now = Date.now();
-      const put = this.db.transaction(() => {
-        this.db
-          .prepare(
-            `INSERT INTO srs_tokens (token, original, expires_at, created_at) VALUES (?, ?, ?, ?)
+      {
+        this.statement(
+          `INSERT INTO srs_tokens (token, original, expires_at, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (token) DO UPDATE SET original = excluded.original,
                expires_at = excluded.expires_at`,
-          )
-          .run(record.token, record.original, record.expiresAt.getTime(), now);
-        this.db.prepare('DELETE FROM srs_tokens WHERE expires_at <= ?').run(now);
+        ).run(record.token, record.original, record.expiresAt.getTime(), now);
+        this.statement('DELETE FROM srs_tokens WHERE expires_at <= ?').run(now);
         // Past the cap, the tokens closest to expiry go first: they have the least use left.
-        const { n } = this.db.prepare('SELECT COUNT(*) AS n FROM srs_tokens').get() as {
+        const { n } = this.statement('SELECT COUNT(*) AS n FROM srs_tokens').get() as {
           n: number;
         };
         if (n > maxRows) {
-          this.db
-            .prepare(
-              `DELETE FROM srs_tokens WHERE token IN (
+          this.statement(
+            `DELETE FROM srs_tokens WHERE token IN (
                  SELECT token FROM srs_tokens WHERE token <> ?
                  ORDER BY expires_at, created_at LIMIT ?)`,
-            )
-            .run(record.token, n - maxRows);
+          ).run(record.token, n - maxRows);
         }
-      });
-      put.immediate();
-      return;
+      }
     });
   }
 
   getSrsToken(token: string, now: Date): Promise<string | undefined> {
     return settle(() => {
-      const row = this.db
-        .prepare('SELECT original FROM srs_tokens WHERE token = ? AND expires_at > ?')
-        .get(token, now.getTime()) as { original: string } | undefined;
+      const row = this.statement(
+        'SELECT original FROM srs_tokens WHERE token = ? AND expires_at > ?',
+      ).get(token, now.getTime()) as { original: string } | undefined;
       return row?.original;
     });
   }
 
   // Helpers.
 
-  /** Commit up to `maxBatch` pending enqueue calls in one transaction, then settle them. */
+  /** Prepare a statement once and reuse it: compiling SQL costs more than running it. */
+  private statement(sql: string): Database.Statement {
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared;
+  }
+
+  /**
+   * Queue a write for the next group commit. The promise settles after the transaction that
+   * contains the write has committed, or with the write's own error.
+   */
+  private grouped<T>(write: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ write, resolve: (value) => resolve(value as T), reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      // setImmediate runs after the I/O callbacks of this loop turn, so every session whose
+      // data arrived in the same turn joins this batch.
+      setImmediate(() => {
+        this.flushScheduled = false;
+        while (this.pending.length > 0) this.flush();
+      });
+    });
+  }
+
+  /** Commit up to `maxBatch` pending writes in one transaction, then settle their promises. */
   private flush(): void {
     const batch = this.pending.splice(0, this.maxBatch);
     if (batch.length === 0) return;
-    const insertAll = this.db.transaction((items: PendingEnqueue[]) =>
-      items.map((item) => this.insertMessage(item.message)),
-    );
-    let results: { messageId: string; entryIds: number[] }[];
+    const outcomes: Outcome[] = [];
+    const commitAll = this.db.transaction(() => {
+      for (const item of batch) {
+        try {
+          // A nested better-sqlite3 transaction is a savepoint: an error undoes this write only.
+          outcomes.push({ ok: true, value: this.db.transaction(item.write)() });
+        } catch (error) {
+          outcomes.push({ ok: false, error });
+        }
+      }
+    });
     try {
-      results = insertAll.immediate(batch);
-    } catch {
-      // One bad message must not fail its neighbours: commit each on its own, so only the
-      // culprit's caller sees the error.
-      for (const item of batch) this.flushOne(item);
+      commitAll.immediate();
+    } catch (error) {
+      // The commit itself failed (disk full, lock timeout): nothing in the batch is durable.
+      for (const item of batch) item.reject(error);
       return;
     }
-    this.countCommit(batch.length);
-    batch.forEach((item, index) => item.resolve(results[index]!));
-  }
-
-  private flushOne(item: PendingEnqueue): void {
-    try {
-      const result = this.db.transaction(() => this.insertMessage(item.message)).immediate();
-      this.countCommit(1);
-      item.resolve(result);
-    } catch (error) {
-      item.reject(error);
-    }
-  }
-
-  private countCommit(size: number): void {
     this.stats.commits += 1;
-    this.stats.enqueued += size;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, size);
+    this.stats.writes += batch.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
+    batch.forEach((item, index) => {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) item.resolve(outcome.value);
+      else item.reject(outcome.error);
+    });
   }
 
   private insertMessage(message: NewMessage): { messageId: string; entryIds: number[] } {
     const now = Date.now();
     const messageId = newQueueId();
-    this.db
-      .prepare(
-        `INSERT INTO messages (id, body, size, origin, original_sender, client_address, created_at)
+    this.statement(
+      `INSERT INTO messages (id, body, size, origin, original_sender, client_address, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        messageId,
-        message.body,
-        message.body.length,
-        message.origin,
-        message.originalSender,
-        message.clientAddress ?? null,
-        now,
-      );
-    const insertEntry = this.db.prepare(
+    ).run(
+      messageId,
+      message.body,
+      message.body.length,
+      message.origin,
+      message.originalSender,
+      message.clientAddress ?? null,
+      now,
+    );
+    const insertEntry = this.statement(
       `INSERT INTO queue_entries (message_id, recipient, recipient_domain, sender, bounce_to,
          origin, status, attempts, created_at, next_attempt_at, campaign_id, subscriber_id)
        VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
@@ -688,21 +682,19 @@ export class SqliteStore implements Store {
     kind: QueueEvent['kind'],
     outcome: AttemptOutcome | null,
   ): void {
-    this.db
-      .prepare(
-        `INSERT INTO queue_events (entry_id, message_id, time, kind, mx, reply, dsn, verdict)
+    this.statement(
+      `INSERT INTO queue_events (entry_id, message_id, time, kind, mx, reply, dsn, verdict)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        entryId,
-        messageId,
-        time,
-        kind,
-        outcome?.mx ?? null,
-        outcome?.reply ?? null,
-        outcome?.dsn ?? null,
-        outcome?.status ?? kind,
-      );
+    ).run(
+      entryId,
+      messageId,
+      time,
+      kind,
+      outcome?.mx ?? null,
+      outcome?.reply ?? null,
+      outcome?.dsn ?? null,
+      outcome?.status ?? kind,
+    );
   }
 
   /** Run an insert, turning SQLite's constraint errors into the store's own errors. */
