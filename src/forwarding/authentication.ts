@@ -3,7 +3,12 @@
  * signatures, evaluate the DMARC policy of its From domain on them, and render the
  * `Authentication-Results` header field (RFC 8601) that records both.
  */
-import { formatAuthenticationResults, verifyMessage, type DkimResult } from '../dkim/index.js';
+import {
+  formatAuthenticationResults,
+  verifyMessage,
+  type DkimKeyCache,
+  type DkimResult,
+} from '../dkim/index.js';
 import {
   domainOf,
   formatHeaderField,
@@ -50,6 +55,44 @@ export function withNodeErrorCodes(lookup: TxtLookup): TxtLookup {
   };
 }
 
+/** Error codes that mean the name has no TXT record, which is as cacheable as an answer. */
+const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA']);
+
+/**
+ * Wraps a TXT lookup (with Node's error codes) in an in-memory cache: answers and "no record"
+ * errors are kept for `ttlMs`, temporary failures never. At most `maxEntries` names are kept;
+ * past that the oldest goes first. DNS TTLs are not known through this interface, so the
+ * cache time is a fixed, short setting.
+ */
+export function cacheTxtLookup(
+  lookup: TxtLookup,
+  options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
+): TxtLookup {
+  const ttlMs = options.ttlMs ?? 60_000;
+  const maxEntries = options.maxEntries ?? 10_000;
+  const now = options.now ?? Date.now;
+  const entries = new Map<string, { value: Promise<string[][]>; expires: number }>();
+
+  return (name) => {
+    const key = name.toLowerCase();
+    const cached = entries.get(key);
+    if (cached && cached.expires > now()) return cached.value;
+    entries.delete(key);
+
+    const value = lookup(name);
+    if (entries.size >= maxEntries) {
+      const oldest = entries.keys().next();
+      if (oldest.done !== true) entries.delete(oldest.value);
+    }
+    entries.set(key, { value, expires: now() + ttlMs });
+    value.catch((error: unknown) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (typeof code !== 'string' || !NO_RECORD.has(code)) entries.delete(key);
+    });
+    return value;
+  };
+}
+
 /** The domains of the mailboxes in every From field of a CRLF message. */
 export function fromDomains(message: Buffer): string[] {
   const fields = parseHeaderFields(splitMessage(message).header);
@@ -69,10 +112,16 @@ export function fromDomains(message: Buffer): string[] {
  */
 export async function checkArrival(
   message: Buffer,
-  options: { lookupTxt: TxtLookup; authservId: string },
+  options: {
+    /** TXT lookup with Node's or Herald's DNS error codes; DMARC records are looked up here. */
+    lookupTxt: TxtLookup;
+    authservId: string;
+    /** DKIM key cache shared across messages, so a busy sender's key is not fetched each time. */
+    keyCache?: DkimKeyCache;
+  },
 ): Promise<ArrivalCheck> {
   const lookupTxt = withNodeErrorCodes(options.lookupTxt);
-  const dkim = await verifyMessage(message, { lookupTxt });
+  const dkim = await verifyMessage(message, { lookupTxt, keyCache: options.keyCache });
   const domains = fromDomains(message);
   const dmarc = await evaluateDmarc(domains, dkim, lookupTxt);
 

@@ -11,6 +11,7 @@ export {
   type AliasMatch,
 } from './aliases.js';
 export {
+  cacheTxtLookup,
   checkArrival,
   fromDomains,
   withNodeErrorCodes,

@@ -12,8 +12,9 @@
 import type { Logger } from 'pino';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 
-import { signMessage } from '../dkim/index.js';
+import { createKeyCache, signMessage } from '../dkim/index.js';
 import {
+  cacheTxtLookup,
   checkArrival,
   failsAfterForwarding,
   RecipientRouter,
@@ -23,6 +24,7 @@ import {
   type RecipientRoute,
   type SrsSource,
   type TxtLookup,
+  withNodeErrorCodes,
 } from '../forwarding/index.js';
 import { delaySince, messageLogger } from '../log/index.js';
 import { toCrlf } from '../message/index.js';
@@ -78,6 +80,9 @@ export class InboundListener {
   private readonly busy = new Set<string>();
   private readonly srsReplies: RateLimiter;
   private readonly transactions = new Map<string, Transaction>();
+  /** DNS answers reused across messages: DKIM keys for 5 minutes, DMARC records for 1. */
+  private readonly keyCache = createKeyCache({ ttlSeconds: 300 });
+  private readonly dmarcLookup: TxtLookup;
 
   constructor(private readonly options: InboundOptions) {
     const { limits, logger } = options;
@@ -87,6 +92,7 @@ export class InboundListener {
       hostname: options.hostname,
     });
     this.guard = new ClientGuard(limits, logger);
+    this.dmarcLookup = cacheTxtLookup(withNodeErrorCodes(options.lookupTxt), { ttlMs: 60_000 });
     this.srsReplies = new RateLimiter(
       options.srsRepliesPerHour ?? DEFAULT_SRS_REPLIES_PER_HOUR,
       3_600_000,
@@ -246,8 +252,9 @@ export class InboundListener {
 
   private async checkAuthentication(message: Buffer): Promise<ArrivalCheck> {
     return checkArrival(message, {
-      lookupTxt: this.options.lookupTxt,
+      lookupTxt: this.dmarcLookup,
       authservId: this.options.hostname,
+      keyCache: this.keyCache,
     });
   }
 
