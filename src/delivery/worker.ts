@@ -61,8 +61,9 @@ const MAX_RECIPIENTS_PER_TRANSACTION = 50;
 const MAX_ADDRESSES_PER_HOST = 2;
 const MAX_TARGETS = 10;
 const DEFAULT_MAX_SLEEP_MS = 30_000;
-/** When entries are due but held by another node's lease, look again after this long. */
-const BUSY_RETRY_MS = 1_000;
+/** Pause after an unexpected failure of the loop (a store error), so it does not spin. */
+const FAILURE_PAUSE_MS = 1_000;
+const SPIN_PAUSE_MS = 20;
 
 /** One SMTP transaction's worth of work: one message, one sender, recipients of one domain. */
 interface Transaction {
@@ -108,6 +109,7 @@ class DeliveryWorker {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private notified = false;
+  private lastClaimWasDue = false;
   private readonly inFlight = new Map<number, QueueEntry>();
   private readonly transactionsInFlight = new Set<Promise<void>>();
   private renewTimer: NodeJS.Timeout | undefined;
@@ -175,7 +177,7 @@ class DeliveryWorker {
         await this.step();
       } catch (error) {
         this.logger.error({ err: error }, 'delivery loop failed; retrying in a second');
-        await this.sleep(BUSY_RETRY_MS);
+        await this.sleep(FAILURE_PAUSE_MS);
       }
     }
   }
@@ -194,6 +196,7 @@ class DeliveryWorker {
       leaseMs: this.config.delivery.leaseTime,
     });
     if (entries.length > 0) {
+      this.lastClaimWasDue = false;
       this.dispatch(entries);
       return;
     }
@@ -201,18 +204,24 @@ class DeliveryWorker {
       await this.waitForProgress();
       return;
     }
+    const wait = await this.sleepTime();
+    // An entry enqueued since the claim is due now, or notify() came meanwhile: claim again,
+    // but pause briefly when that happens twice in a row, so a clock skew cannot spin the loop.
+    const dueNow = wait === 0;
+    const again = this.notified || dueNow;
+    const spinning = dueNow && this.lastClaimWasDue;
+    this.lastClaimWasDue = dueNow;
+    if (again && !spinning) return;
     for (const waiter of this.idleWaiters.splice(0)) waiter();
-    if (this.notified) return;
-    await this.sleep(await this.sleepTime());
+    await this.sleep(spinning ? SPIN_PAUSE_MS : wait);
   }
 
   private async sleepTime(): Promise<number> {
     const due = await this.store.nextDueAt();
     if (!due) return this.maxSleepMs;
-    const wait = due.getTime() - Date.now();
-    // Due now but not claimable: another node holds the lease.
-    if (wait <= 0) return BUSY_RETRY_MS;
-    return Math.min(wait, this.maxSleepMs);
+    // nextDueAt counts a leased entry as due when its lease runs out, so an entry due now
+    // was enqueued after the claim (or its lease just expired) and can be claimed at once.
+    return Math.min(Math.max(0, due.getTime() - Date.now()), this.maxSleepMs);
   }
 
   private sleep(ms: number): Promise<void> {
