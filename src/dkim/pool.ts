@@ -48,6 +48,24 @@ interface PendingJob {
 interface WorkerState {
   worker: Worker;
   pending: number;
+  alive: boolean;
+}
+
+/**
+ * Finds the worker script: the built `.js` beside this file, or, when this file runs as
+ * TypeScript source (tests, benchmarks under tsx), the `.ts` source loaded through tsx.
+ */
+function workerScript(): URL {
+  const fromSource = import.meta.url.endsWith('.ts');
+  return new URL(fromSource ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
+}
+
+function startWorker(script: URL): Worker {
+  if (!script.pathname.endsWith('.ts')) return new Worker(script);
+  // Loader flags such as `--import tsx` do not apply to worker threads in Node 20, so the
+  // worker imports the source through tsx's API instead.
+  const code = `import('tsx/esm/api').then((api) => api.tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(script.href)}))`;
+  return new Worker(code, { eval: true });
 }
 
 /**
@@ -56,9 +74,7 @@ interface WorkerState {
  */
 export function createSigningPool(options: { size?: number } = {}): SigningPool {
   const size = Math.max(1, options.size ?? availableParallelism());
-  const fromSource = import.meta.url.endsWith('.ts');
-  const script = new URL(fromSource ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
-  const execArgv = fromSource ? ['--import', 'tsx'] : [];
+  const workerUrl = workerScript();
   const jobs = new Map<number, PendingJob>();
   const keyIds = new WeakMap<KeyObject, number>();
   let nextKeyId = 1;
@@ -67,9 +83,12 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
 
   const workers: WorkerState[] = [];
   for (let index = 0; index < size; index++) {
-    const state: WorkerState = { worker: new Worker(script, { execArgv }), pending: 0 };
+    const state: WorkerState = { worker: startWorker(workerUrl), pending: 0, alive: true };
     state.worker.on('message', (response: WorkerResponse) => settle(response));
     state.worker.on('error', (error) => failWorker(state, error));
+    state.worker.on('exit', (code) =>
+      failWorker(state, new Error(`signing worker exited with code ${code}`)),
+    );
     state.worker.unref();
     workers.push(state);
   }
@@ -90,6 +109,7 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
   }
 
   function failWorker(state: WorkerState, error: Error): void {
+    state.alive = false;
     for (const [jobId, job] of jobs) {
       if (job.worker !== state) continue;
       jobs.delete(jobId);
@@ -118,6 +138,7 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
     state: WorkerState,
   ): Promise<Buffer[]> {
     if (closed) return Promise.reject(new Error('the signing pool is closed'));
+    if (!state.alive) return Promise.reject(new Error('the signing worker has stopped'));
     const signatures = toWorkerSignatures(signOptions);
     const jobId = nextJobId++;
     state.pending++;
@@ -138,8 +159,9 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
   }
 
   function leastBusy(): WorkerState {
-    let best = workers[0] as WorkerState;
-    for (const state of workers) if (state.pending < best.pending) best = state;
+    const alive = workers.filter((state) => state.alive);
+    let best = alive[0] ?? (workers[0] as WorkerState);
+    for (const state of alive) if (state.pending < best.pending) best = state;
     return best;
   }
 
@@ -155,7 +177,10 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
       const parts: Promise<Buffer[]>[] = [];
       for (let index = 0; index * share < messages.length; index++) {
         const slice = messages.slice(index * share, (index + 1) * share);
-        parts.push(run(slice, signOptions, workers[index % size] as WorkerState));
+        const alive = workers.filter((state) => state.alive);
+        parts.push(
+          run(slice, signOptions, alive[index % Math.max(1, alive.length)] ?? leastBusy()),
+        );
       }
       return (await Promise.all(parts)).flat();
     },
