@@ -46,6 +46,10 @@ class LineClient {
 
   static async connect(port: number): Promise<{ client: LineClient; greeting: string }> {
     const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
     const client = new LineClient(socket);
     const greeting = await client.read();
     return { client, greeting };
@@ -85,6 +89,10 @@ class LineClient {
     this.socket.write(stuffed.endsWith('\r\n') ? stuffed : `${stuffed}\r\n`);
     this.socket.write('.\r\n');
     return this.read();
+  }
+
+  write(text: string): void {
+    this.socket.write(text);
   }
 
   close(): void {
@@ -574,5 +582,31 @@ describe('MX listener limits', () => {
     expect(reply).toMatch(/^421 /);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
     await client.closed;
+  });
+});
+
+// Runs last: it closes the listeners the other tests use.
+describe('MX listener shutdown', () => {
+  it('finishes a message in DATA and closes idle sessions with 421', async () => {
+    const { client: busy } = await LineClient.connect(listeners.mx.port);
+    await busy.command('EHLO busy.test');
+    await busy.command('MAIL FROM:<late@origin.test>');
+    await busy.command('RCPT TO:<list@club.test>');
+    expect(await busy.command('DATA')).toMatch(/^354/);
+    const { client: idle } = await LineClient.connect(listeners.mx.port);
+    await idle.command('EHLO idle.test');
+
+    const closing = listeners.close(5000);
+    expect(await idle.read()).toMatch(/^421 4\.3\.2 /);
+    await expect(LineClient.connect(listeners.mx.port)).rejects.toThrow();
+
+    // The message in DATA still completes and is committed before its 250.
+    const end = busy.read();
+    busy.write('From: late@origin.test\r\nSubject: late\r\n\r\nstill here\r\n.\r\n');
+    const reply = await end;
+    expect(reply).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    const { entries } = await entriesOf(reply);
+    expect(entries).toHaveLength(2);
+    await closing;
   });
 });
