@@ -21,6 +21,7 @@ import Database from 'better-sqlite3';
 import { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors.js';
 import { MIGRATIONS, SQLITE_DIALECT, migrationsTableStatement } from './migrations.js';
 import { newQueueId } from './queue-id.js';
+import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
 import type {
   Alias,
   AttemptOutcome,
@@ -69,8 +70,6 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** A row as better-sqlite3 returns it: BLOBs are Buffers, integers are numbers. */
 type Row = Record<string, string | number | Buffer | null>;
-
-const PENDING_STATUSES = `('queued', 'deferred')`;
 
 export class SqliteStore implements Store {
   readonly stats: GroupCommitStats = { writes: 0, enqueued: 0, commits: 0, largestBatch: 0 };
@@ -321,19 +320,9 @@ export class SqliteStore implements Store {
   claimDue(options: ClaimOptions): Promise<QueueEntry[]> {
     return this.grouped(() => {
       const now = (options.now ?? new Date()).getTime();
-      // One statement picks and leases the entries, so two processes never claim the same one:
-      // SQLite serialises writers. The PostgreSQL backend adds FOR UPDATE SKIP LOCKED to the
-      // inner SELECT for the same guarantee without waiting.
-      const rows = this.statement(
-        `UPDATE queue_entries SET lease_owner = @owner, lease_expires_at = @expires
-           WHERE id IN (
-             SELECT id FROM queue_entries
-             WHERE status IN ${PENDING_STATUSES} AND next_attempt_at <= @now
-               AND (lease_expires_at IS NULL OR lease_expires_at <= @now)
-             ORDER BY next_attempt_at, id
-             LIMIT @limit)
-           RETURNING *`,
-      ).all({
+      // One statement picks and leases the entries; SQLite serialises writers, so two
+      // processes never claim the same entry.
+      const rows = this.statement(claimDueSql(SQLITE_DIALECT)).all({
         owner: options.owner,
         expires: now + options.leaseMs,
         now,
