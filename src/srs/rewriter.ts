@@ -103,7 +103,8 @@ export class SrsRewriter {
   private readonly secrets: readonly string[];
   private readonly exactExcludes: ReadonlySet<string>;
   private readonly suffixExcludes: readonly string[];
-  private readonly now: () => Date;
+  // Milliseconds since the epoch. The system clock is read without allocating a Date.
+  private readonly now: () => number;
   private readonly tokenStore: SrsTokenStore | undefined;
 
   constructor(options: SrsOptions) {
@@ -115,7 +116,8 @@ export class SrsRewriter {
     this.alphabet = options.alphabet ?? 'base64url';
     this.separator = options.separator ?? '=';
     this.alwaysRewrite = options.alwaysRewrite ?? false;
-    this.now = options.now ?? (() => new Date());
+    const clock = options.now;
+    this.now = clock === undefined ? Date.now : () => clock().getTime();
     this.tokenStore = options.tokenStore;
 
     const excludes = (options.excludeDomains ?? []).map((domain) => domain.toLowerCase());
@@ -220,7 +222,7 @@ export class SrsRewriter {
     const stamp = encodeStamp(now);
     const token = this.createToken(stamp, address);
     // Kept one day past the maximum age, since the stamp counts whole days.
-    const expiresAt = new Date(now.getTime() + (this.maxAgeDays + 1) * MS_PER_DAY);
+    const expiresAt = new Date(now + (this.maxAgeDays + 1) * MS_PER_DAY);
     await this.tokenStore.put(token, address, expiresAt);
 
     const hash = this.sign(stamp + token);
@@ -251,7 +253,7 @@ export class SrsRewriter {
     const srs = parsed.srs;
     if (srs.tag !== 'token' || this.tokenStore === undefined) return this.reverse(address);
 
-    const checked = this.checkStampAndHash(srs.hash, srs.stamp, [srs.stamp, srs.token], address);
+    const checked = this.checkStampAndHash(srs.hash, srs.stamp, srs.stamp + srs.token, address);
     if (checked !== undefined) return checked;
     const original = await this.tokenStore.get(srs.token.toUpperCase());
     if (original === undefined) {
@@ -330,11 +332,11 @@ export class SrsRewriter {
   private verify(srs: ParsedSrs & { tag: 'SRS0' | 'SRS1' }, address: string): ReverseResult {
     let user: string;
     if (srs.tag === 'SRS1') {
-      const checked = this.checkHash(srs.hash, [srs.host, srs.user], address);
+      const checked = this.checkHash(srs.hash, srs.host + srs.user, address);
       if (checked !== undefined) return checked;
       user = `SRS0${srs.user}`;
     } else {
-      const fields = [srs.stamp, srs.host, srs.user];
+      const fields = srs.stamp + srs.host + srs.user;
       const checked = this.checkStampAndHash(srs.hash, srs.stamp, fields, address);
       if (checked !== undefined) return checked;
       user = srs.user;
@@ -356,7 +358,7 @@ export class SrsRewriter {
   private checkStampAndHash(
     hash: string,
     stamp: string,
-    fields: readonly string[],
+    concatenatedFields: string,
     address: string,
   ): ReverseResult | undefined {
     const stampVerdict = checkStamp(stamp, this.now(), this.maxAgeDays);
@@ -364,7 +366,7 @@ export class SrsRewriter {
       return failure('bad-stamp', `the time stamp ${JSON.stringify(stamp)} is not base32`);
     }
     // The hash is checked before the age, so a forged address reads as forged, not as old.
-    const hashFailure = this.checkHash(hash, fields, address);
+    const hashFailure = this.checkHash(hash, concatenatedFields, address);
     if (hashFailure !== undefined) return hashFailure;
     if (stampVerdict.ok) return undefined;
     if (stampVerdict.reason === 'future-stamp') {
@@ -379,7 +381,7 @@ export class SrsRewriter {
 
   private checkHash(
     hash: string,
-    fields: readonly string[],
+    concatenatedFields: string,
     address: string,
   ): ReverseResult | undefined {
     if (hash.length < this.hashMinLength || hash.length > MAX_HASH_LENGTH) {
@@ -389,7 +391,7 @@ export class SrsRewriter {
           `${MAX_HASH_LENGTH}: ${address}`,
       );
     }
-    if (!verifyHash(hash, this.secrets, fields.join(''))) {
+    if (!verifyHash(hash, this.secrets, concatenatedFields)) {
       return failure('bad-hash', `the hash does not match: ${address}`);
     }
     return undefined;

@@ -16,14 +16,14 @@ export const STAMP_SLOTS = 1024;
  */
 export const MAX_FUTURE_DAYS = 1;
 
-/** Returns the day slot (0 to 1023) that contains the given instant. */
-export function daySlot(now: Date): number {
-  const days = Math.floor(now.getTime() / MS_PER_DAY);
+/** Returns the day slot (0 to 1023) that contains an instant, a Date or milliseconds. */
+export function daySlot(now: Date | number): number {
+  const days = Math.floor((typeof now === 'number' ? now : now.getTime()) / MS_PER_DAY);
   return ((days % STAMP_SLOTS) + STAMP_SLOTS) % STAMP_SLOTS;
 }
 
 /** Encodes the stamp for the day that contains `now`. */
-export function encodeStamp(now: Date): string {
+export function encodeStamp(now: Date | number): string {
   const slot = daySlot(now);
   return BASE32_ALPHABET.charAt(slot >> 5) + BASE32_ALPHABET.charAt(slot & 31);
 }
@@ -31,12 +31,20 @@ export function encodeStamp(now: Date): string {
 /** Decodes a stamp case-insensitively; returns undefined for a character outside base32. */
 export function decodeStamp(stamp: string): number | undefined {
   let slot = 0;
-  for (const char of stamp.toUpperCase()) {
-    const value = BASE32_ALPHABET.indexOf(char);
+  for (let i = 0; i < stamp.length; i++) {
+    const value = base32Value(stamp.charCodeAt(i));
     if (value < 0) return undefined;
     slot = (slot << 5) | value;
   }
   return slot;
+}
+
+/** Returns the value of one base32 character in either case, or -1. */
+function base32Value(code: number): number {
+  const upper = code & ~0x20;
+  if (upper >= 0x41 && upper <= 0x5a) return upper - 0x41;
+  if (code >= 0x32 && code <= 0x37) return code - 0x32 + 26;
+  return -1;
 }
 
 /** Outcome of checking a stamp against the clock. */
@@ -49,7 +57,7 @@ export type StampVerdict =
  * slot counter wrapped to zero still reads as recent. Ages up to `maxAgeDays` pass; a stamp one
  * day ahead is reported as `future-stamp`; everything else is `expired`.
  */
-export function checkStamp(stamp: string, now: Date, maxAgeDays: number): StampVerdict {
+export function checkStamp(stamp: string, now: Date | number, maxAgeDays: number): StampVerdict {
   if (stamp.length !== 2) return { ok: false, reason: 'bad-stamp' };
   const then = decodeStamp(stamp);
   if (then === undefined) return { ok: false, reason: 'bad-stamp' };
