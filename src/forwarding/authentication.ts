@@ -55,12 +55,12 @@ export function withNodeErrorCodes(lookup: TxtLookup): TxtLookup {
   };
 }
 
-/** Error codes that mean the name has no TXT record, which is as cacheable as an answer. */
+/** Error codes that mean the name has no TXT record: a result worth caching like records. */
 const NO_RECORD = new Set(['ENOTFOUND', 'ENODATA']);
 
 /**
- * Wraps a TXT lookup (with Node's error codes) in an in-memory cache: answers and "no record"
- * errors are kept for `ttlMs`, temporary failures never. At most `maxEntries` names are kept;
+ * Wraps a TXT lookup (with Node's error codes) in an in-memory cache. Records and "no record"
+ * errors are kept for `ttlMs`, and temporary failures are not kept at all. At most `maxEntries` names are kept;
  * past that the oldest goes first. DNS TTLs are not known through this interface, so the
  * cache time is a fixed, short setting.
  */
@@ -93,7 +93,7 @@ export function cacheTxtLookup(
   };
 }
 
-/** The domains of the mailboxes in every From field of a CRLF message. */
+/** Collects the domains of the mailboxes in every From field of a CRLF message. */
 export function fromDomains(message: Buffer): string[] {
   const fields = parseHeaderFields(splitMessage(message).header);
   const domains: string[] = [];

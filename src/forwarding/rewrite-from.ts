@@ -1,8 +1,8 @@
 /**
- * The `rewrite-from` DMARC policy of an alias: when a forwarded message would fail DMARC at
- * the destination, its From becomes the alias address (a hosted domain that Herald signs
- * for), with the author's name kept in the display name and the author's From copied into
- * Reply-To, so replies still reach the author. This is the mitigation mailing lists use
+ * The `rewrite-from` DMARC policy of an alias. When a forwarded message would fail DMARC at
+ * the destination, its From becomes the alias address, at a hosted domain that Herald signs
+ * for. The author's name stays in the display name and the author's From goes into Reply-To,
+ * so replies still reach the author. This is the mitigation mailing lists use
  * (RFC 7960 section 4.1.3.3). The message is then signed with the alias domain's keys, which
  * is what makes it pass DMARC; every other header field and the body stay as they were.
  */

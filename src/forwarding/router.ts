@@ -1,9 +1,9 @@
 /**
  * Recipient routing on the MX listener: what Herald does with mail for one RCPT address.
- * Only three kinds of address are accepted, so Herald is never an open relay and never
- * creates backscatter: an enabled alias of a hosted domain, a valid SRS address at one of the
- * SRS domains (reversed to the original sender), and Herald's own bounce address
- * `MAILER-DAEMON@hostname`, whose mail is read and dropped.
+ * Three kinds of address are accepted. They are an enabled alias of a hosted domain, a valid
+ * SRS address at one of the SRS domains (reversed to the original sender), and Herald's own
+ * bounce address `MAILER-DAEMON@hostname`, whose mail is read and dropped. Every other address
+ * is rejected at RCPT time, so Herald is no open relay and sends no backscatter.
  */
 import type { Alias, DmarcForwardPolicy, Domain, Store } from '../store/types.js';
 import { resolveAlias, splitAddress, type AliasMatch } from './aliases.js';

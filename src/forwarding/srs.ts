@@ -1,7 +1,7 @@
 /**
- * SRS wiring for forwarding: which rewriter signs a forwarded sender (the global SRS domain, or
- * the hosted domain's own SRS domain), the token store for database mode on top of Herald's
- * store, and the reversal of mail that arrives for an SRS address. The scheme itself lives in
+ * SRS wiring for forwarding. It picks the rewriter for a forwarded sender (the global SRS
+ * domain, or the hosted domain's own SRS domain), keeps database-mode tokens in Herald's
+ * store, and reverses mail that arrives for an SRS address. The scheme itself lives in
  * the SRS engine; this module only decides which rewriter applies and maps the results.
  */
 import { SrsRewriter, type SrsOptions, type SrsTokenStore } from '../srs/index.js';
@@ -115,8 +115,8 @@ export type SrsRecipientCheck =
 /**
  * Checks a recipient against the SRS domains: `srsDomains` lists the domains whose SRS
  * addresses Herald reverses (the global one and those set by hosted domains). A recipient with
- * an SRS tag at one of them is reversed; a failure carries the engine's reason, for the 550
- * reply and the log line.
+ * an SRS tag at one of them is reversed. A failure carries the engine's reason, which the
+ * listener logs beside its 550 reply.
  */
 export async function reverseRecipient(
   source: SrsSource,

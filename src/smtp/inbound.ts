@@ -1,8 +1,8 @@
 /**
  * The MX listener: mail from the Internet for hosted domains. RCPT is accepted only for what
- * the recipient router accepts (an enabled alias, a valid SRS address, Herald's bounce
- * address); everything else gets 550 at RCPT time, so Herald relays nothing and never sends
- * backscatter. At end of DATA the message is checked against the content limits, its DKIM and
+ * the recipient router accepts: an enabled alias, a valid SRS address, Herald's bounce address.
+ * Everything else gets 550 at RCPT time rather than a bounce later, so Herald relays nothing
+ * and sends no backscatter. At end of DATA the message is checked against the content limits, its DKIM and
  * DMARC are evaluated for forwarded recipients, and one queue entry per target is committed to
  * the store before the client hears 250.
  *
@@ -178,8 +178,8 @@ export class InboundListener {
       throw rejectionFor(route.reason);
     }
 
-    // Auto-replies to a forwarded message come back to its SRS sender with a real sender of
-    // their own; they are wanted, but a flood of them is not, so each SRS address is limited.
+    // Auto-replies to a forwarded message come back to its SRS sender with a sender of their
+    // own. They are wanted, but a flood of them is not, so each SRS address has a rate limit.
     if (route.kind === 'srs-reverse' && sender !== '' && !this.srsReplies.take(key)) {
       this.options.logger.warn(
         log,

@@ -35,7 +35,7 @@ export function replyError(template: Reply, text: string = template.text): SmtpR
   return new SmtpReplyError(template.code, template.enhanced, text);
 }
 
-/** The text of a 2xx reply, which smtp-server sends with code 250. */
+/** Formats the text of a 2xx reply, which smtp-server sends with code 250. */
 export function replyText(template: Reply, text: string = template.text): string {
   return `${template.enhanced} ${text}`;
 }
