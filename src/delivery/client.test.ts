@@ -111,7 +111,7 @@ describe('openConnection', () => {
     const error = await openError(receiver.port, { tls: 'required' });
     expect(error.stage).toBe('starttls');
     expect(error.enhanced).toBe('4.7.4');
-    // The sink answers the STARTTLS it does not offer with a 5xx; that must not bounce.
+    // The sink replies 5xx to the STARTTLS it does not offer, and that must not bounce.
     expect(decide({ ...error, lastMx: true })).toEqual({ action: 'defer', dsn: '4.7.4' });
   });
 
@@ -145,7 +145,7 @@ describe('openConnection', () => {
         if (/^EHLO/i.test(command)) socket.write('250-fake.test\r\n250 STARTTLS\r\n');
         else if (/^STARTTLS/i.test(command)) socket.write('220 Go ahead\r\nthis is not TLS\r\n');
         else if (/^QUIT/i.test(command)) socket.end('221 Bye\r\n');
-        // Anything else is the TLS ClientHello: answer with bytes no TLS client accepts.
+        // Anything else is the TLS ClientHello: reply with bytes no TLS client accepts.
         else socket.end('garbage instead of a ServerHello\r\n');
       });
     });

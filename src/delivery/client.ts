@@ -79,7 +79,7 @@ export interface OutboundMessage {
 const DEFAULT_GREETING_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_SOCKET_TIMEOUT_MS = 10 * 60_000;
 
-/** What nodemailer attaches to the errors it reports (see its `_formatError`). */
+/** Fields nodemailer attaches to the errors it reports (see its `_formatError`). */
 interface SmtpClientError extends Error {
   code?: string;
   response?: string;
@@ -100,7 +100,7 @@ interface ConnectionInternals {
   _supportedExtensions: string[];
 }
 
-/** Opens a session with `target`: connect, greeting, EHLO and STARTTLS as the policy says. */
+/** Opens a session with `target`: connect, greeting, EHLO, and STARTTLS as the TLS policy requires. */
 export async function openConnection(
   target: MxTarget,
   options: ClientOptions,
@@ -108,8 +108,8 @@ export async function openConnection(
   try {
     return await connectOnce(target, options, false);
   } catch (error) {
-    // A failed TLS handshake leaves nothing to continue on; with opportunistic TLS the usual
-    // remedy (Postfix does the same) is a new connection that does not try STARTTLS.
+    // A failed TLS handshake leaves the session unusable. Under opportunistic TLS the message
+    // may still go in plaintext, so a second connection skips STARTTLS.
     if (
       options.tls === 'opportunistic' &&
       error instanceof DeliveryError &&

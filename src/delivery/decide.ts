@@ -2,7 +2,7 @@
  * The one place that turns the outcome of a delivery step into a verdict: deliver, try the next
  * MX host, defer for a later retry, or bounce. The queue only carries the verdict out.
  *
- * The rules follow RFC 5321 and the practice of mature MTAs (Postfix's smtp_trouble):
+ * The rules follow RFC 5321:
  * - A 2xx reply delivers.
  * - A network failure (no reply at all), a 4xx reply and a 421 at any stage are transient: the
  *   next MX host gets the recipients, and after the last host the entry is deferred.

@@ -3,8 +3,8 @@
  *
  * `ConnectionPool` keeps sessions to MX hosts open between messages, so a burst to one
  * destination pays one TCP and TLS set-up, not one per message. An idle session is closed
- * after `idleTimeoutMs`, and a session is retired after `maxTransactions` transactions, as
- * Postfix's connection cache does, so no session lives forever.
+ * after `idleTimeoutMs`, and a session is retired after `maxTransactions` transactions, so no
+ * session lives forever.
  *
  * `DestinationLimiter` bounds concurrent deliveries and the rate of message starts per
  * recipient domain, so Herald never floods one receiver.

@@ -39,7 +39,7 @@ export interface DeliveryWorkerOptions {
   owner?: string;
   /** Client settings beyond the configuration (a CA for tests, shorter timeouts). */
   client?: Partial<Pick<ClientOptions, 'ca' | 'greetingTimeoutMs' | 'socketTimeoutMs'>>;
-  /** Longest sleep between two looks at the queue, in milliseconds. */
+  /** Maximum sleep between two looks at the queue, in milliseconds. */
   maxSleepMs?: number;
   /** Called after every applied outcome, for metrics. */
   onOutcome?: (entry: QueueEntry, outcome: AttemptOutcome) => void;
@@ -55,9 +55,10 @@ export interface DeliveryWorkers {
   readonly owner: string;
 }
 
-/** Recipients per transaction, as Postfix's default destination recipient limit. */
+/** Recipients per transaction: 50, as `postconf -d smtp_destination_recipient_limit` in Postfix 3.7. */
 const MAX_RECIPIENTS_PER_TRANSACTION = 50;
-/** Addresses tried per MX host, and in total per delivery (Postfix: smtp_mx_address_limit). */
+/** Addresses tried per MX host, and in total per delivery, so a domain with many MX hosts
+ * cannot hold a transaction for long. */
 const MAX_ADDRESSES_PER_HOST = 2;
 const MAX_TARGETS = 10;
 const DEFAULT_MAX_SLEEP_MS = 30_000;

@@ -1,7 +1,7 @@
 /**
  * A receiving SMTP server for tests, built on `smtp-server`, listening on a loopback address and
- * a free port. It records every accepted message with its envelope, and can be told to answer
- * chosen recipients or stages with a 4xx or 5xx reply, to offer STARTTLS with a self-signed
+ * a free port. It records every accepted message with its envelope. Switches make it reply with a
+ * 4xx or 5xx to chosen recipients or stages, to offer STARTTLS with a self-signed
  * certificate, or to hide extensions such as PIPELINING or SMTPUTF8.
  *
  *   const sink = await startSmtpSink({ host: '127.0.0.12', starttls: true });
