@@ -29,6 +29,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/**
+ * A parsed JSON answer or log line. The tests check its shape with assertions, which report a
+ * mismatch better than a type would, so it is left untyped.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Json = any;
+
 export interface HeraldOptions {
   /** DNS server `127.0.0.1:PORT` the resolver asks. */
   dnsAddress: string;
@@ -52,9 +59,9 @@ export interface HeraldInstance {
   /** Sends a signal and waits for the process to exit; resolves to its exit code or signal. */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
   /** Calls the REST API with the test token. */
-  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }>;
   /** Resolves once a log line matching `predicate` appears. */
-  waitForLog(predicate: (entry: any) => boolean, timeoutMs?: number): Promise<any>;
+  waitForLog(predicate: (entry: Json) => boolean, timeoutMs?: number): Promise<Json>;
 }
 
 export function makeDataDir(): string {
@@ -240,7 +247,7 @@ export function runCommand(
   });
 }
 
-function safeJson(text: string): any {
+function safeJson(text: string): Json {
   try {
     return JSON.parse(text);
   } catch {
