@@ -56,6 +56,15 @@ describe('SrsRewriter.forward', () => {
     );
   });
 
+  it('wraps an SRS1 sender without valid fields as SRS0', () => {
+    const { srs } = rewriter();
+    for (const address of ['SRS1=x@other.example', 'SRS1=h=bad/host=u@other.example']) {
+      const result = rewritten(srs, address);
+      expect(result).toMatch(/^SRS0=.{4}=JW=other.example=SRS1=/);
+      expect(srs.reverse(result)).toEqual({ ok: true, address });
+    }
+  });
+
   it('uses the configured separator after the tag', () => {
     const { srs } = rewriter({ separator: '+' });
     expect(rewritten(srs, 'user@example.com')).toMatch(/^SRS0\+nN3C=JW=example.com=user@/);
@@ -399,6 +408,7 @@ describe('random input', () => {
     }
   });
 
+  // An SRS0 sender becomes SRS1, which reverses to the same SRS0 address, so it is included.
   it('forward then reverse returns any valid address', () => {
     const rng = random(3);
     const { srs } = rewriter({ hashLength: 4 + rng.int(4) });
@@ -408,7 +418,7 @@ describe('random input', () => {
       const local =
         rng.int(4) === 0
           ? `"${rng.text('ab c"\\@.,:é', 1, 12).replace(/["\\]/g, '\\$&')} "`
-          : rng.text(ATEXT + '.', 1, 20);
+          : (rng.int(6) === 0 ? 'SRS0=' : '') + rng.text(ATEXT + '.', 1, 20);
       const domain =
         rng.int(5) === 0
           ? `[192.0.2.${rng.int(256)}]`

@@ -267,8 +267,9 @@ export class SrsRewriter {
     const tag = TAG_PATTERN.test(user) ? user.charAt(3) : '';
     if (tag === '1') {
       const fields = splitFields(user.slice(5), 3);
-      // An SRS1 address that lacks its fields is not really SRS, so it is wrapped like any other.
-      if (fields !== undefined) {
+      // An SRS1 address that lacks its fields or a valid host is not really SRS, so it is
+      // wrapped like any other sender and still reverses.
+      if (fields !== undefined && isDomain(fields[1])) {
         const [, srsHost, srsUser] = fields;
         return this.compileSrs1(srsHost, srsUser);
       }
