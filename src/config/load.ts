@@ -117,7 +117,7 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Environment values are strings: lists are comma-separated, an empty optional path is none. */
+/** Environment values are strings: lists are comma-separated, and an empty optional path means none. */
 function fromEnvironment(setting: Setting, text: string): unknown {
   if (setting.kind === 'list' || setting.kind === 'host-port-list') {
     return text
@@ -131,8 +131,8 @@ function fromEnvironment(setting: Setting, text: string): unknown {
 
 function checkValue(setting: Setting, value: unknown, origin: string): unknown {
   const fail = (expected: string): never => {
-    const shown = setting.secret === true ? '(hidden)' : JSON.stringify(value);
-    throw new ConfigError(`${origin}: expected ${expected}, got ${shown}`);
+    const printed = setting.secret === true ? '(hidden)' : JSON.stringify(value);
+    throw new ConfigError(`${origin}: expected ${expected}, got ${printed}`);
   };
   const min = setting.min ?? 0;
 

@@ -165,7 +165,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'count',
     default: 1000,
     min: 80,
-    description: 'Longest line, CRLF included (RFC 5321 section 4.5.3.1.6 sets 1000).',
+    description: 'Maximum line length, CRLF included (RFC 5321 section 4.5.3.1.6 sets 1000).',
   },
   {
     path: 'limits.maxConnectionsPerClient',
@@ -270,7 +270,7 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'duration',
     default: '4h',
     min: 1000,
-    description: 'Longest wait between two attempts.',
+    description: 'Maximum wait between two attempts.',
   },
   {
     path: 'delivery.maxQueueLifetime',
@@ -345,7 +345,7 @@ export const SETTINGS: readonly Setting[] = [
   },
 ];
 
-/** The environment variable that overrides a setting: `smtp.mx.port` is `HERALD_SMTP_MX_PORT`. */
+/** Return the environment variable that overrides a setting: `smtp.mx.port` is `HERALD_SMTP_MX_PORT`. */
 export function environmentName(path: string): string {
   const words = path
     .split('.')

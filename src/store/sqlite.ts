@@ -44,7 +44,7 @@ export interface SqliteStoreOptions {
   path: string;
   /** How long a statement waits for another process's write lock, in milliseconds. */
   busyTimeoutMs?: number;
-  /** Most enqueue calls that one transaction commits. */
+  /** Maximum number of grouped writes that one transaction commits (500 when omitted). */
   maxBatch?: number;
 }
 
@@ -56,7 +56,7 @@ export interface GroupCommitStats {
   enqueued: number;
   /** Transactions that committed grouped calls. */
   commits: number;
-  /** Most calls that one transaction committed. */
+  /** Largest number of calls that one transaction committed. */
   largestBatch: number;
 }
 
@@ -94,7 +94,7 @@ export class SqliteStore implements Store {
     return settle(() => {
       this.db.exec(migrationsTableStatement());
       const applyAll = this.db.transaction(() => {
-        // Inside an IMMEDIATE transaction, so a second process waits here and then sees the
+        // Inside an IMMEDIATE transaction, so a second process waits here and then reads the
         // versions that the first one applied.
         const rows = this.db.prepare('SELECT version FROM schema_migrations').all() as Row[];
         const applied = new Set(rows.map((row) => Number(row.version)));
