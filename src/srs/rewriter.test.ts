@@ -431,7 +431,7 @@ describe('random input', () => {
       expect(srs.reverse(forwarded.address), address).toEqual({ ok: true, address });
       // Forwarding the SRS0 address again yields SRS1, which reverses to the SRS0 address.
       const again = srs.forward(forwarded.address.replace(/@srs\.example$/, '@hop.example'));
-      if (again.kind === 'rewritten') {
+      if (again.kind === 'rewritten' && /^"?SRS0/.test(forwarded.address)) {
         expect(srs.reverse(again.address), address).toEqual({
           ok: true,
           address: forwarded.address.replace(/@srs\.example$/, '@hop.example'),
