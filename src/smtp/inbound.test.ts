@@ -564,6 +564,15 @@ describe('MX listener limits', () => {
     expect(data).toMatch(/^552 5\.3\.4 .*header/);
   });
 
+  it('rejects a message with 50 Received fields as a loop', async () => {
+    const trace = 'Received: from a by b; Thu, 03 Dec 2026 12:00:00 +0000\r\n';
+    const looping = Buffer.from(`${trace.repeat(50)}Subject: loop\r\n\r\nbody\r\n`);
+    const { data } = await transaction('a@origin.test', ['list@club.test'], looping);
+    expect(data).toMatch(/^554 5\.4\.6 /);
+    const fine = Buffer.from(`${trace.repeat(49)}Subject: loop\r\n\r\nbody\r\n`);
+    expect((await transaction('a@origin.test', ['list@club.test'], fine)).data).toMatch(/^250 /);
+  });
+
   it('refuses connections past the per-client limit', async () => {
     const open = [];
     for (let index = 0; index < 5; index++) open.push(await LineClient.connect(listeners.mx.port));

@@ -35,6 +35,8 @@ import { REPLIES, replyError, replyText } from './replies.js';
 import {
   ClientGuard,
   closeGracefully,
+  countHops,
+  MAX_HOPS,
   contentError,
   envelopeAddress,
   receivedField,
@@ -224,6 +226,13 @@ export class InboundListener {
     const routes = [...this.transactionOf(session).routes.values()];
     this.transactions.delete(session.id);
     const message = toCrlf(verdict.message);
+    if (countHops(message) >= MAX_HOPS) {
+      this.options.logger.warn(
+        { session: session.id, client: session.remoteAddress, from: sender },
+        'message rejected: too many Received fields, probably a mail loop',
+      );
+      throw replyError(REPLIES.tooManyHops);
+    }
     const trace = receivedField(
       session,
       this.options.hostname,

@@ -64,6 +64,7 @@ export const REPLIES = {
   messageTooLarge: reply(552, '5.3.4', 'Message size exceeds the fixed maximum message size'),
   headerTooLarge: reply(552, '5.3.4', 'Message header size exceeds the limit'),
   lineTooLong: reply(554, '5.6.0', 'Message contains a line longer than the limit'),
+  tooManyHops: reply(554, '5.4.6', 'Too many hops: the message seems to loop'),
   dmarcRejected: reply(
     550,
     '5.7.1',

@@ -6,7 +6,12 @@
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 
-import { formatHeaderField, formatReceived } from '../message/index.js';
+import {
+  formatHeaderField,
+  formatReceived,
+  parseHeaderFields,
+  splitMessage,
+} from '../message/index.js';
 import type { ContentLimits, ContentVerdict } from './data.js';
 import { ConnectionLimiter, RateLimiter } from './limits.js';
 import { REPLIES, replyError, replyText, type SmtpReplyError } from './replies.js';
@@ -119,6 +124,18 @@ export function receivedField(
     date: now,
   });
   return formatHeaderField('Received', value);
+}
+
+/**
+ * Received fields a message may carry before it is taken for a loop (RFC 5321 section 6.3).
+ * Postfix's `hopcount_limit` defaults to the same 50.
+ */
+export const MAX_HOPS = 50;
+
+/** Counts the Received fields of a CRLF message's header section. */
+export function countHops(message: Buffer): number {
+  return parseHeaderFields(splitMessage(message).header).filter((field) => field.key === 'received')
+    .length;
 }
 
 /** Reads an smtp-server address's text, which is `''` for the null sender. */
