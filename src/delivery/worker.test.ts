@@ -277,6 +277,37 @@ describe('startDeliveryWorkers', () => {
     expect(harness.mx1.connections).toBe(1);
   });
 
+  it('spaces messages by the domain rate', async () => {
+    // 1200 a minute is one start every 50 ms, so four messages span at least 150 ms.
+    const worker = harness.start({ perDomainRatePerMinute: 1200, perDomainConcurrency: 4 });
+    for (let i = 0; i < 4; i++) await enqueue([`user${i}@example.test`]);
+    const started = Date.now();
+    worker.notify();
+    await harness.mx1.waitForMessages(4);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+  });
+
+  it('renews the lease of a slow delivery', async () => {
+    // The sink takes 2.5 s to accept while the lease is 1.5 s: without renewal the second
+    // worker would claim the entry and deliver it again.
+    harness.mx1.reply.dataDelayMs = 2_500;
+    const first = harness.start({ leaseTime: 1_500 });
+    const { messageId } = await enqueue(['bob@example.test']);
+    first.notify();
+    while (harness.mx1.rcptAttempts.length === 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = harness.start({ leaseTime: 1_500 });
+    second.notify();
+    await harness.mx1.waitForMessages(1);
+    await first.idle();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(harness.mx1.messages).toHaveLength(1);
+    expect(harness.mx1.rcptAttempts).toHaveLength(1);
+    const [entry] = await entriesOf(messageId);
+    expect(entry!.status).toBe('delivered');
+    expect(entry!.attempts).toBe(1);
+  });
+
   it('finishes deliveries in flight on stop', async () => {
     const worker = harness.start();
     const { messageId } = await enqueue(['bob@example.test']);

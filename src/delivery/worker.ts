@@ -55,7 +55,7 @@ export interface DeliveryWorkers {
   readonly owner: string;
 }
 
-/** Recipients per transaction: 50, as `postconf -d smtp_destination_recipient_limit` in Postfix 3.7. */
+/** Recipients per transaction: 50, the Postfix 3.7 default of `smtp_destination_recipient_limit`. */
 const MAX_RECIPIENTS_PER_TRANSACTION = 50;
 /** Addresses tried per MX host, and in total per delivery, so a domain with many MX hosts
  * cannot hold a transaction for long. */

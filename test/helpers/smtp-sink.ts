@@ -76,6 +76,8 @@ export interface SmtpSink {
     rcpt: Map<string, SinkReply>;
     /** Reply at the end of data instead of 250. */
     data?: SinkReply;
+    /** Milliseconds to wait before replying at the end of data, for slow-receiver tests. */
+    dataDelayMs?: number;
     /** Apply a reply to the next command of a stage only (for a recipient, at RCPT). */
     once(stage: SinkStage, reply: SinkReply, recipient?: string): void;
   };
@@ -212,7 +214,11 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
+      stream.on('end', () => void finish());
+      const finish = async (): Promise<void> => {
+        if (sink.reply.dataDelayMs) {
+          await new Promise((resolve) => setTimeout(resolve, sink.reply.dataDelayMs));
+        }
         const reply = takeOnce('data') ?? sink.reply.data;
         if (reply) {
           callback(replyError(reply));
@@ -221,7 +227,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         messages.push(recordMessage(session, Buffer.concat(chunks)));
         callback(null, `2.0.0 Ok: queued as sink${messages.length}`);
         for (const waiter of waiters.splice(0)) waiter();
-      });
+      };
     },
   };
 
