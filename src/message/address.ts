@@ -36,9 +36,10 @@ function tokenize(value: string): Token[] {
       tokens.push({ kind: 'special', text: char });
       index++;
     } else {
-      let end = index;
+      // A stray ")" (no comment open) cannot start a word; it is dropped.
+      let end = index + 1;
       while (end < value.length && !' \t\r\n()"<>,:;@'.includes(value[end] ?? ' ')) end++;
-      tokens.push({ kind: 'word', text: value.slice(index, end) });
+      if (char !== ')') tokens.push({ kind: 'word', text: value.slice(index, end) });
       index = end;
     }
   }
