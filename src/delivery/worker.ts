@@ -28,7 +28,7 @@ import {
   type TlsPolicy,
 } from './client.js';
 import { decide, decideDnsFailure, decideHostLookupFailure, type Verdict } from './decide.js';
-import { ConnectionPool, DestinationLimiter, Semaphore } from './pool.js';
+import { ConnectionPool, DestinationLimiter, Semaphore, type PoolOptions } from './pool.js';
 
 export interface DeliveryWorkerOptions {
   store: Store;
@@ -39,6 +39,8 @@ export interface DeliveryWorkerOptions {
   owner?: string;
   /** Client settings beyond the configuration (a CA for tests, shorter timeouts). */
   client?: Partial<Pick<ClientOptions, 'ca' | 'greetingTimeoutMs' | 'socketTimeoutMs'>>;
+  /** Connection reuse settings; the pool's defaults unless given. */
+  pool?: Pick<PoolOptions, 'maxIdlePerHost' | 'idleTimeoutMs' | 'maxTransactions'>;
   /** Maximum sleep between two looks at the queue, in milliseconds. */
   maxSleepMs?: number;
   /** Called after every applied outcome, for metrics. */
@@ -133,6 +135,7 @@ class DeliveryWorker {
         connectTimeoutMs: config.delivery.connectTimeout,
         ...options.client,
       },
+      ...options.pool,
     });
     this.limiter = new DestinationLimiter({
       perDomainConcurrency: config.delivery.perDomainConcurrency,
@@ -334,7 +337,7 @@ class DeliveryWorker {
       return transaction.entries.map((entry) => ({ entry, verdict, report }));
     }
 
-    const targets = await this.resolveTargets(mx);
+    const targets = await this.resolveTargets(mx, transaction.messageId);
     if (targets.length === 0) {
       const verdict = decideHostLookupFailure(true);
       const names = mx.map((host) => host.exchange).join(', ');
@@ -397,7 +400,7 @@ class DeliveryWorker {
   }
 
   /** Resolves the MX hosts to addresses, in order, within the per-host and total limits. */
-  private async resolveTargets(hosts: MxHost[]): Promise<MxTarget[]> {
+  private async resolveTargets(hosts: MxHost[], queueId: string): Promise<MxTarget[]> {
     const lookups = await Promise.allSettled(
       hosts.map((host) => this.resolver.resolveAddresses(host.exchange)),
     );
@@ -405,9 +408,9 @@ class DeliveryWorker {
     lookups.forEach((lookup, index) => {
       const host = hosts[index]!.exchange;
       if (lookup.status === 'rejected') {
-        this.logger.warn(
-          { err: lookup.reason as unknown, host },
-          `MX host ${host} has no usable address`,
+        messageLogger(this.logger, queueId).warn(
+          { relay: host, status: 'next-mx', err: lookup.reason as unknown },
+          `address lookup of MX host ${host} failed`,
         );
         return;
       }
