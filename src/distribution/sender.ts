@@ -29,6 +29,7 @@ import type {
   CampaignRecipient,
   DistributionStore,
   MailingList,
+  RecipientStatus,
   Subscriber,
 } from './types.js';
 
@@ -270,31 +271,22 @@ export class CampaignSender {
     let applied = 0;
     for (;;) {
       const changes = await distribution.queueChanges(campaignId, 1000);
+      const updates: { subscriberId: number; status: RecipientStatus; detail: string }[] = [];
       for (const change of changes) {
         const reply = change.lastReply ?? '';
-        if (change.status === 'failed') {
-          const outcome = await recorder.bounce(
-            { campaignId, subscriberId: change.subscriberId },
-            classifyReply(reply),
-          );
-          // A failure the classifier ignores still leaves the recipient undelivered.
-          if (!outcome) {
-            await distribution.setRecipientStatus(
-              campaignId,
-              change.subscriberId,
-              'bounced',
-              reply,
-            );
-          }
-        } else {
-          await distribution.setRecipientStatus(
-            campaignId,
-            change.subscriberId,
-            change.status,
-            reply,
-          );
+        if (change.status !== 'failed') {
+          updates.push({ subscriberId: change.subscriberId, status: change.status, detail: reply });
+          continue;
         }
+        const outcome = await recorder.bounce(
+          { campaignId, subscriberId: change.subscriberId },
+          classifyReply(reply),
+        );
+        // A failure the classifier ignores still leaves the recipient undelivered.
+        if (!outcome)
+          updates.push({ subscriberId: change.subscriberId, status: 'bounced', detail: reply });
       }
+      await distribution.setRecipientStatuses(campaignId, updates);
       applied += changes.length;
       if (changes.length < 1000) return applied;
     }

@@ -20,11 +20,13 @@ import { CampaignError, type CampaignSender } from './sender.js';
 import type {
   Campaign,
   CampaignEvent,
+  CampaignRecipient,
   DistributionStore,
   MailingList,
   NewCampaign,
   Organisation,
   RecipientCounts,
+  RecipientStatus,
   Subscriber,
   SubscriberStatus,
   TokenRole,
@@ -380,6 +382,15 @@ export class DistributionService {
       warnings,
       events: await this.db.listCampaignEvents(campaignId, eventLimit),
     };
+  }
+
+  async listRecipients(
+    principal: Principal,
+    campaignId: number,
+    options: { status?: RecipientStatus; limit?: number; afterId?: number },
+  ): Promise<CampaignRecipient[]> {
+    await this.getCampaign(principal, campaignId);
+    return this.db.listRecipients(campaignId, options);
   }
 
   private async transition(

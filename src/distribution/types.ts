@@ -239,6 +239,11 @@ export interface DistributionStore {
     status: RecipientStatus,
     detail: string,
   ): Promise<void>;
+  /** Changes many recipients' statuses in one transaction, with one event each. */
+  setRecipientStatuses(
+    campaignId: number,
+    updates: { subscriberId: number; status: RecipientStatus; detail: string }[],
+  ): Promise<void>;
   listRecipients(
     campaignId: number,
     options?: { status?: RecipientStatus; limit?: number; afterId?: number },
