@@ -135,6 +135,8 @@ class DeliveryWorker {
         connectTimeoutMs: config.delivery.connectTimeout,
         ...options.client,
       },
+      // Every session that may run at once to one host can wait idle for the next message.
+      maxIdlePerHost: config.delivery.perDomainConcurrency,
       ...options.pool,
     });
     this.limiter = new DestinationLimiter({
@@ -433,20 +435,29 @@ class DeliveryWorker {
     const failed = outcomes.filter(({ outcome }) => outcome.status === 'failed');
     await this.sendDsns(transaction, failed, body ?? Buffer.alloc(0), now);
 
-    for (const { result, outcome } of outcomes) {
-      try {
-        await this.store.completeAttempt(result.entry.id, this.owner, outcome);
-      } catch (error) {
-        if (!(error instanceof LeaseLostError)) throw error;
+    // Issued together, so the store's group commit covers the whole transaction with one fsync.
+    const applied = await Promise.allSettled(
+      outcomes.map(({ result, outcome }) =>
+        this.store.completeAttempt(result.entry.id, this.owner, outcome),
+      ),
+    );
+    let storeError: Error | undefined;
+    applied.forEach((settled, index) => {
+      const { result, outcome } = outcomes[index]!;
+      if (settled.status === 'fulfilled') {
+        this.logOutcome(result, outcome, now);
+        this.options.onOutcome?.(result.entry, outcome);
+      } else if (settled.reason instanceof LeaseLostError) {
         this.messageLog(result.entry).warn(
           { status: 'lease-lost' },
           'lease expired during delivery; another worker owns the entry now',
         );
-        continue;
+      } else {
+        storeError ??=
+          settled.reason instanceof Error ? settled.reason : new Error(String(settled.reason));
       }
-      this.logOutcome(result, outcome, now);
-      this.options.onOutcome?.(result.entry, outcome);
-    }
+    });
+    if (storeError !== undefined) throw storeError;
   }
 
   private outcomeOf(result: EntryResult, now: Date): AttemptOutcome {
