@@ -24,7 +24,7 @@ export interface ImportSummary {
   imported: number;
   duplicates: number;
   rejected: number;
-  /** The first `maxReportedRejects` rejects; `onReject` sees all of them. */
+  /** The first `maxReportedRejects` rejects in line order; `onReject` sees all of them. */
   rejects: ImportReject[];
 }
 
@@ -133,6 +133,9 @@ export async function importSubscribersCsv(
   }
   if (!columns) throw new Error('CSV input is empty: expected a header row with an email column');
   await flush();
+  // Parse errors are reported while earlier rows are still being written, and duplicates
+  // only when their batch is written, so the report is put back in line order.
+  summary.rejects.sort((a, b) => a.line - b.line);
   return summary;
 }
 
