@@ -10,6 +10,8 @@
  * text with it, and always writes the fixed fields from, to, relay, delay, dsn and status, in
  * that order, as Postfix's logs do.
  */
+import { format } from 'node:util';
+
 import {
   pino,
   stdSerializers,
@@ -198,4 +200,35 @@ function boundMessageLogger(
 /** Seconds from `since` to `now`, rounded to hundredths, for the `delay` field. */
 export function delaySince(since: Date, now: Date = new Date()): number {
   return Math.round((now.getTime() - since.getTime()) / 10) / 100;
+}
+
+/** The logger shape that smtp-server and nodemailer accept for their `logger` option. */
+export interface LibraryLogger {
+  trace(meta: object, ...text: unknown[]): void;
+  debug(meta: object, ...text: unknown[]): void;
+  info(meta: object, ...text: unknown[]): void;
+  warn(meta: object, ...text: unknown[]): void;
+  error(meta: object, ...text: unknown[]): void;
+  fatal(meta: object, ...text: unknown[]): void;
+}
+
+/**
+ * Wrap a logger for smtp-server and nodemailer. They call `debug(meta, 'C:', line)` as bunyan
+ * allows, and pino drops arguments that no `%s` placeholder consumes, so the protocol trace
+ * would lose its text. The adapter joins the arguments with `util.format` first, and the
+ * joined text then goes through the same scrubbing as every other line.
+ */
+export function libraryLogger(logger: Logger): LibraryLogger {
+  const write =
+    (level: Level) =>
+    (meta: object, ...text: unknown[]) =>
+      logger[level](meta, format(...text));
+  return {
+    trace: write('trace'),
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    fatal: write('fatal'),
+  };
 }
