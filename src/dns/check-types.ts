@@ -1,0 +1,99 @@
+/**
+ * The vocabulary of the DNS setup checker: what Herald expects a domain to publish, and the
+ * findings a check returns. Findings are values with a stable `code`, so the CLI, the API and
+ * the admin pages can each present them, and tests can assert on them.
+ */
+
+/** A record Herald asks the client to publish, in the shape `domainRecords` produces. */
+export interface ExpectedRecord {
+  /** What the record is for, in a few words. */
+  purpose: string;
+  /** Owner name without a trailing dot. */
+  name: string;
+  type: 'MX' | 'TXT' | 'CNAME';
+  /** The record data as a resolver returns it: TXT strings joined, `PREF HOST` for MX. */
+  value: string;
+}
+
+export interface CheckTarget {
+  /** The hosted domain, lower case. */
+  domain: string;
+  /** Herald's host name: the MX target and the HELO name. */
+  hostname: string;
+  records: ExpectedRecord[];
+  /**
+   * Addresses Herald sends from, which SPF must authorise. When empty the checker uses the
+   * addresses of `hostname`.
+   */
+  sendingAddresses?: string[];
+}
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export type FindingCode =
+  | 'lookup-failed'
+  | 'missing'
+  | 'doubled-name'
+  | 'value-differs'
+  | 'key-mismatch'
+  | 'quotes'
+  | 'spaces'
+  | 'split-records'
+  | 'split-wrong-place'
+  | 'truncated'
+  | 'malformed'
+  | 'weak-key'
+  | 'revoked'
+  | 'testing'
+  | 'several-records'
+  | 'cname-differs'
+  | 'spf-not-covering'
+  | 'spf-too-many-lookups'
+  | 'spf-ptr'
+  | 'dmarc-monitor-only'
+  | 'dmarc-inherited'
+  | 'null-mx'
+  | 'no-address';
+
+export interface Finding {
+  code: FindingCode;
+  severity: Severity;
+  /** The DNS name the finding is about. */
+  name: string;
+  /** What is wrong, in one or two sentences. */
+  message: string;
+  /** What to change so the finding goes away. */
+  fix?: string;
+}
+
+export type RecordKind = 'dkim' | 'mx' | 'spf' | 'dmarc' | 'cname';
+
+/** The result of checking one expected record. */
+export interface RecordCheck {
+  kind: RecordKind;
+  purpose: string;
+  name: string;
+  type: ExpectedRecord['type'];
+  expected: string;
+  /** What DNS returned at the name, one string per record (TXT strings shown quoted). */
+  found: string[];
+  /** `ok` when there is no finding worse than info; `unknown` when a lookup failed. */
+  status: 'ok' | 'warning' | 'error' | 'unknown';
+  findings: Finding[];
+}
+
+export interface CheckReport {
+  domain: string;
+  checkedAt: Date;
+  /** True when no record has an error finding or a failed lookup. */
+  ok: boolean;
+  records: RecordCheck[];
+}
+
+/** The status of a record from its findings: the worst severity wins. */
+export function statusOf(findings: Finding[]): RecordCheck['status'] {
+  if (findings.some((finding) => finding.code === 'lookup-failed')) return 'unknown';
+  if (findings.some((finding) => finding.severity === 'error')) return 'error';
+  if (findings.some((finding) => finding.severity === 'warning')) return 'warning';
+  return 'ok';
+}
