@@ -1,5 +1,8 @@
 import { promises as dnsPromises } from 'node:dns';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as packet from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseZoneFile, startDnsServer, type DnsServer } from './dns-server.js';
@@ -58,6 +61,22 @@ describe('startDnsServer', () => {
     const resolver = resolverFor(server);
     await expect(resolver.resolve4('b.test')).rejects.toMatchObject({ code: 'ENOTFOUND' });
     await expect(resolver.resolveMx('a.test')).rejects.toMatchObject({ code: 'ENODATA' });
+  });
+
+  it('serves a zone file from disk', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-dns-zone-'));
+    try {
+      const file = path.join(dir, 'example.zone');
+      writeFileSync(file, '$ORIGIN example.test.\n@ IN MX 10 mx\nmx IN A 127.0.0.31\n');
+      server = await startDnsServer({ zoneFile: file });
+      const resolver = resolverFor(server);
+      expect(await resolver.resolveMx('example.test')).toEqual([
+        { exchange: 'mx.example.test', priority: 10 },
+      ]);
+      expect(await resolver.resolve4('mx.example.test')).toEqual(['127.0.0.31']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('replaces the zone with set', async () => {

@@ -14,6 +14,7 @@
  *   await dns.close();
  */
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as packet from 'dns-packet';
 
@@ -29,6 +30,8 @@ export type DnsFailure = 'servfail' | 'timeout';
 export interface DnsServerOptions {
   /** Records as objects, or the text of a BIND-style zone file. */
   records?: DnsRecord[] | string;
+  /** Path of a BIND-style zone file, served in addition to `records`. */
+  zoneFile?: string;
   /** Origin for relative names of a zone file without `$ORIGIN`. */
   origin?: string;
   failures?: Record<string, DnsFailure>;
@@ -62,7 +65,10 @@ export function normalizeName(name: string): string {
 }
 
 export async function startDnsServer(options: DnsServerOptions = {}): Promise<DnsServer> {
-  let zone = indexRecords(toRecords(options.records ?? [], options.origin));
+  const fromFile = options.zoneFile
+    ? parseZoneFile(readFileSync(options.zoneFile, 'utf8'), options.origin)
+    : [];
+  let zone = indexRecords([...toRecords(options.records ?? [], options.origin), ...fromFile]);
   const failures = new Map<string, DnsFailure>();
   for (const [name, failure] of Object.entries(options.failures ?? {})) {
     failures.set(normalizeName(name), failure);
