@@ -23,7 +23,7 @@ const ASCII_HOST_NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 const DOT_ATOM = new RegExp(`^[${ATEXT}]+(?:\\.[${ATEXT}]+)*$`, 'u');
 // qtextSMTP and quoted-pairSMTP of RFC 5321 section 4.1.2, plus non-ASCII characters.
 const QUOTED_STRING = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
-// Host names, A-labels and U-labels; `=` never occurs, so the SRS fields stay separable.
+// Host names, A-labels and U-labels. They never contain `=`, so the SRS fields stay separable.
 const HOST_NAME = /^[A-Za-z0-9_\-\u0080-\u{10FFFF}]+(?:\.[A-Za-z0-9_\-\u0080-\u{10FFFF}]+)*$/u;
 // Address literals (RFC 5321 section 4.1.3) with dcontent less `=`, as above.
 const ADDRESS_LITERAL = /^\[[\x21-\x3c\x3e-\x5a\x5e-\x7e]+\]$/;
@@ -62,7 +62,7 @@ export interface LocalPart {
   quoted: boolean;
 }
 
-/** Parses a written local part; returns undefined when it is neither an atom nor quoted. */
+/** Parses a written local part, or returns undefined when it is neither an atom nor quoted. */
 export function parseLocalPart(written: string): LocalPart | undefined {
   if (written.startsWith('"')) {
     if (!QUOTED_STRING.test(written)) return undefined;
@@ -94,7 +94,7 @@ export function isDomain(domain: string): boolean {
   return ASCII_HOST_NAME.test(domain) || HOST_NAME.test(domain) || ADDRESS_LITERAL.test(domain);
 }
 
-/** Compares two domains ignoring ASCII case, as DNS does (RFC 4343). */
+/** Compares two domains ignoring case, as DNS does for ASCII names (RFC 4343). */
 export function sameDomain(a: string, b: string): boolean {
   return a.length === b.length && a.toLowerCase() === b.toLowerCase();
 }

@@ -12,7 +12,7 @@ export const STAMP_SLOTS = 1024;
 /**
  * How many days ahead of the local clock a stamp may be and still read as "from the future"
  * rather than as very old. Stamps repeat every 1024 days, so tomorrow's stamp is also the stamp
- * of 1023 days ago; one day covers clock skew between nodes around midnight.
+ * of 1023 days ago. One day covers clock skew between nodes around midnight.
  */
 export const MAX_FUTURE_DAYS = 1;
 
@@ -28,7 +28,7 @@ export function encodeStamp(now: Date | number): string {
   return BASE32_ALPHABET.charAt(slot >> 5) + BASE32_ALPHABET.charAt(slot & 31);
 }
 
-/** Decodes a stamp case-insensitively; returns undefined for a character outside base32. */
+/** Decodes a stamp case-insensitively, or returns undefined for a character outside base32. */
 export function decodeStamp(stamp: string): number | undefined {
   let slot = 0;
   for (let i = 0; i < stamp.length; i++) {
@@ -54,8 +54,8 @@ export type StampVerdict =
 
 /**
  * Checks a stamp against the clock. The age is taken modulo 1024, so a stamp written before the
- * slot counter wrapped to zero still reads as recent. Ages up to `maxAgeDays` pass; a stamp one
- * day ahead is reported as `future-stamp`; everything else is `expired`.
+ * slot counter wrapped to zero still reads as recent. Ages up to `maxAgeDays` pass, a stamp one
+ * day ahead is reported as `future-stamp`, and everything else is `expired`.
  */
 export function checkStamp(stamp: string, now: Date | number, maxAgeDays: number): StampVerdict {
   if (stamp.length !== 2) return { ok: false, reason: 'bad-stamp' };
