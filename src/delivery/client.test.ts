@@ -225,6 +225,15 @@ describe('ClientConnection.send', () => {
     expect(messages[0]!.sessionId).toBe(messages[1]!.sessionId);
   });
 
+  it('drops the session after a 421', async () => {
+    const receiver = await sink();
+    receiver.reply.once('mail', { code: 421, text: '4.3.2 Shutting down' });
+    const connection = await open(receiver.port);
+    const reports = await connection.send({ from: 'a@origin.test', to: ['b@example.test'], body });
+    expect(reports.get('b@example.test')).toMatchObject({ code: 421, enhanced: '4.3.2' });
+    expect(connection.usable).toBe(false);
+  });
+
   it('reports a refusal at the end of data', async () => {
     const receiver = await sink();
     receiver.reply.data = { code: 554, text: '5.7.1 Message rejected as spam' };

@@ -8,6 +8,7 @@
  *
  *   const dns = await startDnsServer({ records: [{ name: 'example.test', type: 'MX',
  *     priority: 10, exchange: 'mx.example.test' }] });
+ *   const fromFile = await startDnsServer({ zoneFile: 'test/fixtures/example.zone' });
  *   resolver.setServers([dns.address]);   // '127.0.0.1:PORT'
  *   dns.set(zoneText);                    // replace every record
  *   dns.fail('example.test', 'servfail'); // or 'timeout', or undefined to answer again
