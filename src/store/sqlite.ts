@@ -22,6 +22,16 @@ import { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors
 import { MIGRATIONS, SQLITE_DIALECT, migrationsTableStatement } from './migrations.js';
 import { newQueueId } from './queue-id.js';
 import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
+import {
+  nullableString,
+  toDomain,
+  toDkimKey,
+  toAlias,
+  toCredential,
+  toEntry,
+  toEvent,
+  type Row,
+} from './sqlite-rows.js';
 import type {
   Alias,
   AttemptOutcome,
@@ -67,9 +77,6 @@ interface PendingWrite {
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-/** A row as better-sqlite3 returns it: BLOBs are Buffers, integers are numbers. */
-type Row = Record<string, string | number | Buffer | null>;
 
 export class SqliteStore implements Store {
   readonly stats: GroupCommitStats = { writes: 0, enqueued: 0, commits: 0, largestBatch: 0 };
@@ -727,91 +734,4 @@ function entrySelector(
 /** Lower-cased domain of an address; the whole address when it has no `@`. */
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-}
-
-function nullableNumber(value: Row[string] | undefined): number | null {
-  return value === null || value === undefined ? null : Number(value);
-}
-
-function nullableString(value: Row[string] | undefined): string | null {
-  return value === null || value === undefined ? null : String(value);
-}
-
-function toDomain(row: Row): Domain {
-  return {
-    id: Number(row.id),
-    name: String(row.name),
-    srsDomain: nullableString(row.srs_domain),
-    organisationId: nullableNumber(row.organisation_id),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toDkimKey(row: Row): DkimKeyRecord {
-  return {
-    id: Number(row.id),
-    domainId: Number(row.domain_id),
-    selector: String(row.selector),
-    algorithm: row.algorithm as DkimKeyRecord['algorithm'],
-    privateKeyPath: String(row.private_key_path),
-    publicRecord: String(row.public_record),
-    status: row.status as DkimKeyRecord['status'],
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toAlias(row: Row): Alias {
-  return {
-    id: Number(row.id),
-    domainId: Number(row.domain_id),
-    localPart: String(row.local_part),
-    targets: JSON.parse(String(row.targets)) as string[],
-    enabled: Number(row.enabled) === 1,
-    dmarcPolicy: row.dmarc_policy as Alias['dmarcPolicy'],
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toCredential(row: Row): Credential {
-  return {
-    id: Number(row.id),
-    domainId: Number(row.domain_id),
-    username: String(row.username),
-    passwordHash: String(row.password_hash),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toEntry(row: Row): QueueEntry {
-  return {
-    id: Number(row.id),
-    messageId: String(row.message_id),
-    recipient: String(row.recipient),
-    recipientDomain: String(row.recipient_domain),
-    sender: String(row.sender),
-    bounceTo: String(row.bounce_to),
-    origin: row.origin as QueueEntry['origin'],
-    status: row.status as QueueStatus,
-    attempts: Number(row.attempts),
-    createdAt: new Date(Number(row.created_at)),
-    nextAttemptAt: new Date(Number(row.next_attempt_at)),
-    lastReply: nullableString(row.last_reply),
-    lastDsn: nullableString(row.last_dsn),
-    campaignId: nullableNumber(row.campaign_id),
-    subscriberId: nullableNumber(row.subscriber_id),
-  };
-}
-
-function toEvent(row: Row): QueueEvent {
-  return {
-    id: Number(row.id),
-    entryId: Number(row.entry_id),
-    messageId: String(row.message_id),
-    time: new Date(Number(row.time)),
-    kind: row.kind as QueueEvent['kind'],
-    mx: nullableString(row.mx),
-    reply: nullableString(row.reply),
-    dsn: nullableString(row.dsn),
-    verdict: String(row.verdict),
-  };
 }
