@@ -10,7 +10,7 @@
  * forwarding does not preserve anyway.
  */
 import type { Logger } from 'pino';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 
 import { createKeyCache, signMessage } from '../dkim/index.js';
 import {
@@ -30,6 +30,7 @@ import { delaySince, messageLogger } from '../log/index.js';
 import { toCrlf } from '../message/index.js';
 import type { NewRecipient, Store } from '../store/types.js';
 import { readMessage } from './data.js';
+import { GreetingServer } from './server.js';
 import { RateLimiter } from './limits.js';
 import { REPLIES, replyError, replyText } from './replies.js';
 import {
@@ -100,7 +101,7 @@ export class InboundListener {
       3_600_000,
     );
 
-    this.server = new SMTPServer({
+    this.server = new GreetingServer({
       name: options.hostname,
       banner: 'Herald',
       key: options.tls.key,

@@ -8,12 +8,12 @@
 import type { Readable } from 'node:stream';
 
 import type { Logger } from 'pino';
-import {
+import type {
   SMTPServer,
-  type SMTPServerAddress,
-  type SMTPServerAuthentication,
-  type SMTPServerAuthenticationResponse,
-  type SMTPServerSession,
+  SMTPServerAddress,
+  SMTPServerAuthentication,
+  SMTPServerAuthenticationResponse,
+  SMTPServerSession,
 } from 'smtp-server';
 
 import { signMessage } from '../dkim/index.js';
@@ -30,6 +30,7 @@ import {
 } from '../message/index.js';
 import type { Store } from '../store/types.js';
 import { readMessage } from './data.js';
+import { GreetingServer } from './server.js';
 import { REPLIES, replyError, replyText } from './replies.js';
 import {
   ClientGuard,
@@ -68,7 +69,7 @@ export class SubmissionListener {
   constructor(private readonly options: SubmissionOptions) {
     const { limits, logger } = options;
     this.guard = new ClientGuard(limits, logger);
-    this.server = new SMTPServer({
+    this.server = new GreetingServer({
       name: options.hostname,
       banner: 'Herald submission',
       key: options.tls.key,

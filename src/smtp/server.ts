@@ -1,0 +1,50 @@
+/**
+ * smtp-server with a configurable greeting delay. smtp-server waits a fixed 100 ms before its
+ * 220 greeting, to catch clients that talk first (RFC 5321 section 4.3.1 has the client wait
+ * for the greeting). Every connection pays that delay, and a sender that opens one connection
+ * per message, as Postfix's smtp-source does by default, is then capped at ten messages per
+ * second per connection. Herald greets at once by default, as Postfix's smtpd does; a client
+ * that still talks before the greeting gets 421 from smtp-server.
+ */
+import type { Socket } from 'node:net';
+
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+
+export class GreetingServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    /** Milliseconds between accepting a connection and sending the greeting. */
+    readonly greetingDelayMs = 0,
+  ) {
+    super(options);
+  }
+
+  /**
+   * Does what `SMTPServer#connect` and `SMTPConnection#init` of smtp-server 3.21 do, with the
+   * delay as a setting.
+   * NOTE: this calls smtp-server methods that are public in its types but not documented, so
+   * an upgrade of smtp-server must be checked against this method.
+   */
+  override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new SMTPConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (error: Error) => this._onError(error));
+    connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) =>
+      this._onClientConnect(data),
+    );
+    connection._setListeners(() => {
+      const { maxClients } = this.options;
+      if (maxClients && this.connections.size > maxClients) {
+        connection.send(
+          421,
+          `${connection.name} Too many connected clients, try again in a moment`,
+          false,
+        );
+        return;
+      }
+      const timer = setTimeout(() => connection.connectionReady(), this.greetingDelayMs);
+      timer.unref();
+    });
+  }
+}
