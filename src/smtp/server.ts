@@ -1,10 +1,10 @@
 /**
- * smtp-server with a configurable greeting delay. smtp-server waits a fixed 100 ms before its
- * 220 greeting, to catch clients that talk first (RFC 5321 section 4.3.1 has the client wait
- * for the greeting). Every connection pays that delay, and a sender that opens one connection
- * per message, as Postfix's smtp-source does by default, is then capped at ten messages per
- * second per connection. Herald greets at once by default, as Postfix's smtpd does; a client
- * that still talks before the greeting gets 421 from smtp-server.
+ * smtp-server with a configurable greeting delay. smtp-server 3.21 waits a fixed 100 ms before
+ * its 220 greeting, to catch clients that send commands before it. Every connection pays that
+ * delay, so a sender that opens one connection per message (Postfix's smtp-source does by
+ * default) gets at most ten messages per second through each concurrent session. Herald greets
+ * at once by default, as Postfix's smtpd does without postscreen. A client that still sends
+ * before the greeting gets 421 from smtp-server.
  */
 import type { Socket } from 'node:net';
 
