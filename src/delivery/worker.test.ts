@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDnsServer, type DnsServer } from '../../test/helpers/dns-server.js';
@@ -23,6 +24,8 @@ nullmx      IN MX 0 .
 broken      IN MX 10 mx1.example
 secure      IN MX 10 mx1.example
 single      IN MX 10 mx1.example
+stale       IN MX 10 mx.stale
+mx.stale    IN A 127.0.0.14
 ; port ${port}
 `;
 
@@ -306,6 +309,63 @@ describe('startDeliveryWorkers', () => {
     const [entry] = await entriesOf(messageId);
     expect(entry!.status).toBe('delivered');
     expect(entry!.attempts).toBe(1);
+  });
+
+  it('retries a pooled session the host dropped', async () => {
+    // A scripted receiver that accepts one message per session and then drops the
+    // connection at the next MAIL FROM without a reply, as a host does when it closes an
+    // idle session just as the client starts a new transaction.
+    const received: string[] = [];
+    const receiver = net.createServer((socket) => {
+      let transactions = 0;
+      let inData = false;
+      let data = '';
+      socket.on('error', () => socket.destroy());
+      socket.write('220 stale.test ESMTP\r\n');
+      socket.on('data', (chunk) => {
+        for (const line of chunk
+          .toString()
+          .split('\r\n')
+          .filter((part, i, all) => part || i < all.length - 1)) {
+          if (inData) {
+            if (line === '.') {
+              inData = false;
+              received.push(data);
+              socket.write('250 2.0.0 Ok\r\n');
+            } else data += `${line}\n`;
+          } else if (/^EHLO/i.test(line)) socket.write('250-stale.test\r\n250 8BITMIME\r\n');
+          else if (/^MAIL/i.test(line)) {
+            transactions++;
+            if (transactions > 1) socket.destroy();
+            else socket.write('250 2.1.0 Ok\r\n');
+          } else if (/^RCPT/i.test(line)) socket.write('250 2.1.5 Ok\r\n');
+          else if (/^DATA/i.test(line)) {
+            inData = true;
+            data = '';
+            socket.write('354 Go ahead\r\n');
+          } else if (/^RSET/i.test(line)) socket.write('250 Ok\r\n');
+          else if (/^QUIT/i.test(line)) socket.end('221 Bye\r\n');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(harness.mx1.port, '127.0.0.14', resolve));
+    try {
+      const worker = harness.start();
+      const first = await enqueue(['one@stale.test']);
+      worker.notify();
+      await worker.idle();
+      const second = await enqueue(['two@stale.test']);
+      worker.notify();
+      await worker.idle();
+      expect(received).toHaveLength(2);
+      const [entry] = await entriesOf(second.messageId);
+      expect(entry!.status).toBe('delivered');
+      expect(entry!.attempts).toBe(1);
+      expect((await entriesOf(first.messageId))[0]!.status).toBe('delivered');
+    } finally {
+      for (const worker of workers.splice(0)) await worker.stop();
+      await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    }
   });
 
   it('finishes deliveries in flight on stop', async () => {

@@ -24,6 +24,7 @@ import {
   DeliveryError,
   type ClientOptions,
   type MxTarget,
+  type OutboundMessage,
   type StepReport,
   type TlsPolicy,
 } from './client.js';
@@ -386,16 +387,36 @@ class DeliveryWorker {
     entries: QueueEntry[],
     body: Buffer,
   ): Promise<Map<string, StepReport>> {
-    const recipients = entries.map((entry) => entry.recipient);
+    const message = { from: sender, to: entries.map((entry) => entry.recipient), body };
+    const first = await this.sendOnce(target, policy, message);
+    // A pooled session the host closed while it sat idle fails before any reply. That says
+    // nothing about the host, so the message gets one more try on a fresh session.
+    if (first.reused && first.lostSession) {
+      return (await this.sendOnce(target, policy, message)).reports;
+    }
+    return first.reports;
+  }
+
+  private async sendOnce(
+    target: MxTarget,
+    policy: TlsPolicy,
+    message: OutboundMessage,
+  ): Promise<{ reports: Map<string, StepReport>; reused: boolean; lostSession: boolean }> {
     let connection;
     try {
       connection = await this.pool.acquire(target, policy);
     } catch (error) {
       if (!(error instanceof DeliveryError)) throw error;
-      return new Map(recipients.map((recipient) => [recipient, error]));
+      const reports = new Map<string, StepReport>(
+        message.to.map((recipient) => [recipient, error]),
+      );
+      return { reports, reused: false, lostSession: false };
     }
+    const reused = connection.transactions > 0;
     try {
-      return await connection.send({ from: sender, to: recipients, body });
+      const reports = await connection.send(message);
+      const noReply = [...reports.values()].every((report) => report.code === undefined);
+      return { reports, reused, lostSession: noReply && !connection.usable };
     } finally {
       this.pool.release(connection, policy);
     }
