@@ -151,6 +151,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX srs_tokens_expiry ON srs_tokens (expires_at)`,
     ],
   },
+  {
+    version: 4,
+    name: 'queue lease index',
+    statements: () => [
+      // Leased entries are few (the deliveries in flight), so `nextDueAt` finds the earliest
+      // lease expiry without scanning the whole queue.
+      `CREATE INDEX queue_entries_leased ON queue_entries (lease_expires_at)
+        WHERE lease_owner IS NOT NULL`,
+    ],
+  },
 ];
 
 /** The table that records which migrations a database has applied. */

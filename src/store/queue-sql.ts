@@ -19,9 +19,12 @@ export function claimDueSql(dialect: SqlDialect): string {
       ? ['$1', '$2', '$3', '$4']
       : ['@owner', '@expires', '@now', '@limit'];
   const lock = dialect.name === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
+  // Without statistics SQLite prefers the (status, recipient_domain) index and sorts every
+  // pending entry; the due index returns them in order, so LIMIT stops the scan early.
+  const index = dialect.name === 'sqlite' ? 'INDEXED BY queue_entries_due' : '';
   return `UPDATE queue_entries SET lease_owner = ${owner}, lease_expires_at = ${expires}
     WHERE id IN (
-      SELECT id FROM queue_entries
+      SELECT id FROM queue_entries ${index}
       WHERE status IN ${PENDING_STATUSES} AND next_attempt_at <= ${now}
         AND (lease_expires_at IS NULL OR lease_expires_at <= ${now})
       ORDER BY next_attempt_at, id

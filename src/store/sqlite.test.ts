@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { describeStoreContract } from './contract.js';
 import { openStore } from './index.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, SQLITE_DIALECT } from './migrations.js';
+import { claimDueSql } from './queue-sql.js';
 import { SqliteStore } from './sqlite.js';
 
 const directory = mkdtempSync(join(tmpdir(), 'herald-store-'));
@@ -141,6 +142,19 @@ describe('sqlite store', () => {
     await store.close();
   });
 
+  it('claims scan the due index in order', async () => {
+    const path = join(directory, 'plan.sqlite');
+    await (await openStore({ url: path })).close();
+    const db = new Database(path, { readonly: true });
+    const plan = db
+      .prepare(`EXPLAIN QUERY PLAN ${claimDueSql(SQLITE_DIALECT)}`)
+      .all({ owner: 'w', expires: 2, now: 1, limit: 10 }) as { detail: string }[];
+    db.close();
+    const details = plan.map((row) => row.detail).join('\n');
+    expect(details).toContain('USING INDEX queue_entries_due');
+    expect(details).not.toContain('TEMP B-TREE');
+  });
+
   it('migrates concurrently from two connections', async () => {
     const path = join(directory, 'concurrent-migrate.sqlite');
     const first = new SqliteStore({ path });
@@ -152,9 +166,10 @@ describe('sqlite store', () => {
     await second.close();
   });
 
-  it('openStore rejects PostgreSQL for now', async () => {
-    await expect(openStore({ url: 'postgres://herald:secret@db/herald' })).rejects.toThrow(
-      /postgres:\/\/herald:\*\*\*@db\/herald/,
+  it('openStore hides the password of a PostgreSQL URL', async () => {
+    // Port 1 on loopback has no listener, so the PostgreSQL backend fails at once.
+    await expect(openStore({ url: 'postgres://herald:secret@127.0.0.1:1/herald' })).rejects.toThrow(
+      /postgres:\/\/herald:\*\*\*@127\.0\.0\.1:1\/herald/,
     );
   });
 });

@@ -494,13 +494,21 @@ export class SqliteStore implements Store {
 
   nextDueAt(): Promise<Date | undefined> {
     return settle(() => {
+      // Unleased entries come in due order from the due index, so the first row is the answer.
+      const free = this.statement(
+        `SELECT next_attempt_at AS due FROM queue_entries INDEXED BY queue_entries_due
+         WHERE status IN ${PENDING_STATUSES} AND lease_owner IS NULL
+         ORDER BY next_attempt_at LIMIT 1`,
+      ).get() as { due: number } | undefined;
       // A leased entry is due again only when its lease runs out.
-      const row = this.statement(
-        `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at
-                      THEN lease_expires_at ELSE next_attempt_at END) AS due
-           FROM queue_entries WHERE status IN ${PENDING_STATUSES}`,
+      const leased = this.statement(
+        `SELECT MIN(CASE WHEN lease_expires_at > next_attempt_at
+                    THEN lease_expires_at ELSE next_attempt_at END) AS due
+         FROM queue_entries INDEXED BY queue_entries_leased
+         WHERE lease_owner IS NOT NULL AND status IN ${PENDING_STATUSES}`,
       ).get() as { due: number | null };
-      return row.due === null ? undefined : new Date(Number(row.due));
+      const candidates = [free?.due, leased.due].filter((due) => due !== undefined && due !== null);
+      return candidates.length === 0 ? undefined : new Date(Math.min(...candidates.map(Number)));
     });
   }
 
