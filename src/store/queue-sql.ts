@@ -19,8 +19,8 @@ export function claimDueSql(dialect: SqlDialect): string {
       ? ['$1', '$2', '$3', '$4']
       : ['@owner', '@expires', '@now', '@limit'];
   const lock = dialect.name === 'postgres' ? 'FOR UPDATE SKIP LOCKED' : '';
-  // Without statistics SQLite prefers the (status, recipient_domain) index and sorts every
-  // pending entry; the due index returns them in order, so LIMIT stops the scan early.
+  // Without statistics SQLite picks the (status, recipient_domain) index and sorts every
+  // pending entry. The due index returns them in order, so LIMIT stops the scan early.
   const index = dialect.name === 'sqlite' ? 'INDEXED BY queue_entries_due' : '';
   return `UPDATE queue_entries SET lease_owner = ${owner}, lease_expires_at = ${expires}
     WHERE id IN (
