@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerAliasCommands } from './alias.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDkimCommands } from './dkim.js';
+import { registerDnsCommands } from './dns.js';
 import { registerDomainCommands } from './domain.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
@@ -21,4 +22,5 @@ export function registerCommands(program: Command): void {
   registerQueueCommands(program);
   registerSrsCommands(program);
   registerDkimCommands(program);
+  registerDnsCommands(program);
 }
