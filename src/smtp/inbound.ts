@@ -41,6 +41,7 @@ import {
   contentError,
   envelopeAddress,
   receivedField,
+  toReplyError,
   type ListenerLimits,
 } from './session.js';
 import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
@@ -122,12 +123,18 @@ export class InboundListener {
       },
       onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
       onRcptTo: (address, session, callback) => {
-        this.onRcptTo(address, session).then(() => callback(), callback);
+        this.onRcptTo(address, session).then(
+          () => callback(),
+          (error: unknown) => callback(toReplyError(error, session, logger, 'RCPT')),
+        );
       },
       onData: (stream, session, callback) => {
         this.busy.add(session.id);
         this.onData(stream, session)
-          .then((reply) => callback(null, reply), callback)
+          .then(
+            (reply) => callback(null, reply),
+            (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
+          )
           .finally(() => this.busy.delete(session.id));
       },
     });

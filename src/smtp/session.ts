@@ -14,7 +14,7 @@ import {
 } from '../message/index.js';
 import type { ContentLimits, ContentVerdict } from './data.js';
 import { ConnectionLimiter, RateLimiter } from './limits.js';
-import { REPLIES, replyError, replyText, type SmtpReplyError } from './replies.js';
+import { REPLIES, replyError, replyText, SmtpReplyError } from './replies.js';
 
 /** The settings both listeners apply, in bytes, counts and milliseconds. */
 export interface ListenerLimits extends ContentLimits {
@@ -74,6 +74,25 @@ export class ClientGuard {
     );
     return replyError(REPLIES.tooManyCommands);
   }
+}
+
+/**
+ * Passes an SMTP reply error through and turns any other error into 451, logged with the
+ * session. Without this smtp-server would send the internal message to the client, with 550
+ * at RCPT: a permanent failure for what is a local, temporary fault.
+ */
+export function toReplyError(
+  error: unknown,
+  session: SMTPServerSession,
+  logger: Logger,
+  stage: string,
+): SmtpReplyError {
+  if (error instanceof SmtpReplyError) return error;
+  logger.error(
+    { err: error, session: session.id, client: session.remoteAddress, stage },
+    `${stage} failed`,
+  );
+  return replyError(REPLIES.localError);
 }
 
 /** The reply for content that broke a limit. */

@@ -38,6 +38,7 @@ import {
   contentError,
   envelopeAddress,
   receivedField,
+  toReplyError,
   type ListenerLimits,
 } from './session.js';
 import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
@@ -97,7 +98,7 @@ export class SubmissionListener {
       onAuth: (auth, session, callback) => {
         this.onAuth(auth, session).then(
           (response) => callback(null, response),
-          (error: Error) => callback(error),
+          (error: unknown) => callback(toReplyError(error, session, logger, 'AUTH')),
         );
       },
       onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
@@ -105,7 +106,10 @@ export class SubmissionListener {
       onData: (stream, session, callback) => {
         this.busy.add(session.id);
         this.onData(stream, session)
-          .then((reply) => callback(null, reply), callback)
+          .then(
+            (reply) => callback(null, reply),
+            (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
+          )
           .finally(() => this.busy.delete(session.id));
       },
     });
