@@ -1,18 +1,21 @@
 /**
- * Opening the store named by the `store.url` setting. Only SQLite exists so far: a URL of the
- * form `sqlite:PATH`, `sqlite://PATH` or a bare file path. A `postgres://` URL is rejected
- * until the PostgreSQL backend is written; it will run the same migrations and contract suite.
+ * Opening the store named by the `store.url` setting: SQLite for a URL of the form
+ * `sqlite:PATH`, `sqlite://PATH` or a bare file path, and PostgreSQL for `postgres://` or
+ * `postgresql://` (several nodes sharing one database). Both run the same migrations and pass
+ * the same contract suite.
  */
+import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
 export { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors.js';
 export { newQueueId } from './queue-id.js';
 export { SqliteStore } from './sqlite.js';
+export { PostgresStore } from './postgres.js';
 export type * from './types.js';
 
 export interface StoreOptions {
-  /** `sqlite:PATH`, `sqlite://PATH`, a bare path, or `:memory:`. */
+  /** `sqlite:PATH`, `sqlite://PATH`, a bare path, `:memory:`, or `postgres://...`. */
   url: string;
   /** Create or upgrade the schema before returning (true unless set to false). */
   migrate?: boolean;
@@ -26,6 +29,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       await store.migrate();
     } catch (error) {
       await store.close();
+      if (store instanceof PostgresStore) {
+        // pg's connection errors do not name the server; the URL (without its password) does.
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`store.url ${redactUrl(options.url)}: ${reason}`, { cause: error });
+      }
       throw error;
     }
   }
@@ -33,9 +41,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 }
 
 function createStore(url: string): Store {
-  if (/^postgres(ql)?:\/\//i.test(url)) {
-    throw new Error(`store.url ${redactUrl(url)}: the PostgreSQL backend is not available yet`);
-  }
+  if (/^postgres(ql)?:\/\//i.test(url)) return new PostgresStore({ url });
   const path = url.replace(/^sqlite:(\/\/)?/i, '');
   if (path === '') throw new Error('store.url is empty: set it to sqlite:PATH');
   return new SqliteStore({ path });
