@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { signMessage } from '../../src/dkim/index.js';
+import type { ImportSummary } from '../../src/distribution/csv-import.js';
 import { ADMIN } from '../../src/distribution/service.js';
 import { makeToken } from '../../src/distribution/tokens.js';
 import { distributionPlugin } from '../../src/http/distribution-plugin.js';
@@ -38,14 +39,17 @@ async function json(
   token: string,
   method = 'GET',
   payload?: unknown,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: { id: number; error?: string } & Record<string, unknown> }> {
   const response = await api(path, token, {
     method,
     ...(payload === undefined
       ? {}
       : { body: JSON.stringify(payload), headers: { 'content-type': 'application/json' } }),
   });
-  return { status: response.status, body: await response.json() };
+  return {
+    status: response.status,
+    body: (await response.json()) as { id: number; error?: string } & Record<string, unknown>,
+  };
 }
 
 beforeAll(async () => {
@@ -65,7 +69,7 @@ beforeAll(async () => {
 
   const list = await json('/api/lists', tokenA, 'POST', { name: 'Members' });
   expect(list.status).toBe(201);
-  listA = list.body.id as number;
+  listA = list.body.id;
   const campaign = await json('/api/campaigns', tokenA, 'POST', {
     listId: listA,
     from: 'news@news.test',
@@ -73,7 +77,7 @@ beforeAll(async () => {
     html: '<p>Hi</p>',
   });
   expect(campaign.status).toBe(201);
-  campaignA = campaign.body.id as number;
+  campaignA = campaign.body.id;
 });
 
 afterAll(async () => {
@@ -120,9 +124,9 @@ describe('distribution API', () => {
       headers: { 'content-type': 'text/csv' },
     });
     expect(response.status).toBe(200);
-    const summary = (await response.json()) as any;
+    const summary = (await response.json()) as ImportSummary;
     expect(summary).toMatchObject({ rows: 4, imported: 1, duplicates: 1, rejected: 3 });
-    expect(summary.rejects.map((r: any) => [r.line, r.reason])).toEqual([
+    expect(summary.rejects.map((reject) => [reject.line, reject.reason])).toEqual([
       [3, 'address has no @'],
       [4, 'wrong number of fields'],
       [5, 'duplicate address'],
@@ -146,7 +150,7 @@ describe('distribution API', () => {
   it('serves the OpenAPI document without a token', async () => {
     const response = await fetch(`${base}/api/distribution/openapi.json`);
     expect(response.status).toBe(200);
-    const document = (await response.json()) as any;
+    const document = (await response.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(document.openapi).toBe('3.1.0');
     expect(Object.keys(document.paths)).toContain('/campaigns/{id}/report');
   });
@@ -185,7 +189,7 @@ describe('unsubscribe pages', () => {
   it('rejects a forged token', async () => {
     const subscriber = (await harness.service.addSubscriber(ADMIN, listA, {
       address: 'dan@example.net',
-    }))!;
+    }));
     const forged = `${campaignA.toString(36)}.${subscriber.id.toString(36)}.0123456789abcdef0123`;
     expect((await fetch(`${base}/u/${forged}`)).status).toBe(404);
     const post = await fetch(`${base}/u/${forged}`, {
