@@ -23,8 +23,8 @@ export {
   type TlsPolicy,
 } from './client.js';
 export { ConnectionPool, DestinationLimiter, Semaphore, type PoolOptions } from './pool.js';
+export { groupTransactions, type Transaction } from './transactions.js';
 export {
-  groupTransactions,
   startDeliveryWorkers,
   type DeliveryWorkerOptions,
   type DeliveryWorkers,

@@ -7,7 +7,8 @@ import { Resolver } from '../dns/index.js';
 import { createLogger } from '../log/index.js';
 import { openStore } from '../store/index.js';
 import type { QueueEntry, Store } from '../store/types.js';
-import { groupTransactions, startDeliveryWorkers, type DeliveryWorkerOptions } from './worker.js';
+import { groupTransactions } from './transactions.js';
+import { startDeliveryWorkers, type DeliveryWorkerOptions } from './worker.js';
 
 // Every MX host of the tests is a sink on its own 127.0.0.x address, all on one port.
 const zone = (port: number) => `

@@ -16,8 +16,8 @@ import { randomBytes } from 'node:crypto';
 import type { HeraldConfig } from '../config/index.js';
 import { DnsError, type MailResolver, type MxHost } from '../dns/index.js';
 import { delaySince, messageLogger, type Logger } from '../log/index.js';
-import { buildDsn, dsnQueueMessage, type DsnRecipient } from '../queue/dsn.js';
-import { nextRetry, retryScheduleFromSettings, type RetrySchedule } from '../queue/retry.js';
+import { buildDsn, dsnQueueMessage } from '../queue/dsn.js';
+import { retryScheduleFromSettings, type RetrySchedule } from '../queue/retry.js';
 import { LeaseLostError } from '../store/index.js';
 import type { AttemptOutcome, QueueEntry, Store } from '../store/types.js';
 import {
@@ -28,8 +28,17 @@ import {
   type StepReport,
   type TlsPolicy,
 } from './client.js';
-import { decide, decideDnsFailure, decideHostLookupFailure, type Verdict } from './decide.js';
+import { decide, decideDnsFailure, decideHostLookupFailure } from './decide.js';
 import { ConnectionPool, DestinationLimiter, Semaphore, type PoolOptions } from './pool.js';
+import {
+  attemptOutcome,
+  dsnRecipientsByBounceTo,
+  groupTransactions,
+  missingBody,
+  relayName,
+  type EntryResult,
+  type Transaction,
+} from './transactions.js';
 
 export interface DeliveryWorkerOptions {
   store: Store;
@@ -58,8 +67,6 @@ export interface DeliveryWorkers {
   readonly owner: string;
 }
 
-/** Recipients per transaction: 50, the Postfix 3.7 default of `smtp_destination_recipient_limit`. */
-const MAX_RECIPIENTS_PER_TRANSACTION = 50;
 /** Addresses tried per MX host, and in total per delivery, so a domain with many MX hosts
  * cannot hold a transaction for long. */
 const MAX_ADDRESSES_PER_HOST = 2;
@@ -68,22 +75,6 @@ const DEFAULT_MAX_SLEEP_MS = 30_000;
 /** Pause after an unexpected failure of the loop (a store error), so it does not spin. */
 const FAILURE_PAUSE_MS = 1_000;
 const SPIN_PAUSE_MS = 20;
-
-/** One SMTP transaction's worth of work: one message, one sender, recipients of one domain. */
-interface Transaction {
-  domain: string;
-  messageId: string;
-  sender: string;
-  entries: QueueEntry[];
-}
-
-/** The final word on one entry of a transaction. */
-interface EntryResult {
-  entry: QueueEntry;
-  verdict: Verdict;
-  report?: StepReport;
-  target?: MxTarget;
-}
 
 export function startDeliveryWorkers(options: DeliveryWorkerOptions): DeliveryWorkers {
   const worker = new DeliveryWorker(options);
@@ -451,7 +442,10 @@ class DeliveryWorker {
     body: Buffer | undefined,
   ): Promise<void> {
     const now = new Date();
-    const outcomes = results.map((result) => ({ result, outcome: this.outcomeOf(result, now) }));
+    const outcomes = results.map((result) => ({
+      result,
+      outcome: attemptOutcome(result, this.schedule, now),
+    }));
 
     const failed = outcomes.filter(({ outcome }) => outcome.status === 'failed');
     await this.sendDsns(transaction, failed, body ?? Buffer.alloc(0), now);
@@ -481,51 +475,13 @@ class DeliveryWorker {
     if (storeError !== undefined) throw storeError;
   }
 
-  private outcomeOf(result: EntryResult, now: Date): AttemptOutcome {
-    const { entry, verdict, report, target } = result;
-    const mx = target ? relayName(target) : null;
-    const reply = report?.reply ?? verdict.dsn;
-    if (verdict.action === 'deliver') return { status: 'delivered', reply, mx, dsn: verdict.dsn };
-    if (verdict.action === 'bounce') return { status: 'failed', reply, mx, dsn: verdict.dsn };
-
-    const retry = nextRetry(
-      this.schedule,
-      { attempts: entry.attempts + 1, createdAt: entry.createdAt },
-      now,
-    );
-    if (retry.kind === 'retry') {
-      return { status: 'deferred', reply, mx, dsn: verdict.dsn, nextAttemptAt: retry.at };
-    }
-    // RFC 3464 section 2.3.4: an expired message keeps the transient status it last had.
-    return {
-      status: 'failed',
-      reply: `message expired in the queue; last reply: ${reply}`,
-      mx,
-      dsn: verdict.dsn,
-    };
-  }
-
   private async sendDsns(
     transaction: Transaction,
     failed: Array<{ result: EntryResult; outcome: AttemptOutcome }>,
     original: Buffer,
     now: Date,
   ): Promise<void> {
-    const byBounceTo = new Map<string, DsnRecipient[]>();
-    for (const { result, outcome } of failed) {
-      const bounceTo = result.entry.bounceTo;
-      if (bounceTo === '') continue;
-      const recipients = byBounceTo.get(bounceTo) ?? [];
-      recipients.push({
-        recipient: result.entry.recipient,
-        action: 'failed',
-        status: outcome.dsn,
-        remoteMta: result.target?.host ?? null,
-        diagnostic: outcome.reply,
-        lastAttemptAt: now,
-      });
-      byBounceTo.set(bounceTo, recipients);
-    }
+    const byBounceTo = dsnRecipientsByBounceTo(failed, now);
     const createdAt = transaction.entries[0]!.createdAt;
     for (const [bounceTo, recipients] of byBounceTo) {
       const dsn = buildDsn({
@@ -582,46 +538,4 @@ class DeliveryWorker {
       this.logger.warn({ err: error }, 'renewing delivery leases failed');
     }
   }
-}
-
-/**
- * Groups claimed entries into transactions: by recipient domain, then by message and sender,
- * at most `MAX_RECIPIENTS_PER_TRANSACTION` distinct recipients each.
- */
-export function groupTransactions(entries: QueueEntry[]): Transaction[] {
-  const groups = new Map<string, Transaction[]>();
-  for (const entry of entries) {
-    const key = `${entry.recipientDomain}\u0000${entry.messageId}\u0000${entry.sender}`;
-    const list = groups.get(key) ?? [];
-    let transaction = list.find(
-      (candidate) =>
-        candidate.entries.length < MAX_RECIPIENTS_PER_TRANSACTION &&
-        !candidate.entries.some((other) => other.recipient === entry.recipient),
-    );
-    if (!transaction) {
-      transaction = {
-        domain: entry.recipientDomain,
-        messageId: entry.messageId,
-        sender: entry.sender,
-        entries: [],
-      };
-      list.push(transaction);
-      groups.set(key, list);
-    }
-    transaction.entries.push(entry);
-  }
-  return [...groups.values()].flat();
-}
-
-function relayName(target: MxTarget): string {
-  return `${target.host}[${target.address}]`;
-}
-
-function missingBody(entry: QueueEntry): EntryResult {
-  // The message was deleted while its entry was claimed; nothing can be sent or returned.
-  return {
-    entry,
-    verdict: { action: 'bounce', dsn: '5.3.0' },
-    report: { stage: 'connect', reply: 'message body not found in the store' },
-  };
 }
