@@ -388,6 +388,30 @@ describe('MX listener forwarding', () => {
   });
 });
 
+describe('MX listener STARTTLS', () => {
+  it('receives over STARTTLS and records it in Received', async () => {
+    const result = await swaks([
+      '--server',
+      `127.0.0.1:${listeners.mx.port}`,
+      '--tls',
+      '--from',
+      'someone@origin.test',
+      '--to',
+      'list@club.test',
+      '--helo',
+      'tls.test',
+    ]);
+    expect(result.output).toContain('TLS started with cipher');
+    const reply = /<~\s+(250 2\.0\.0 Ok: queued as \S+)/.exec(result.output);
+    expect(reply).not.toBeNull();
+    const { body } = await entriesOf(reply![1]!);
+    const received = getHeader(parseHeaderFields(splitMessage(body).header), 'received')!;
+    expect(received).toMatch(
+      /by mx\.herald\.test \(using TLSv1\.[23] with cipher \S+\) with ESMTPS /,
+    );
+  });
+});
+
 describe('MX listener DMARC policies', () => {
   it('rejects at end of DATA for an alias with the reject policy', async () => {
     const forged = message('ceo@forged.test', 'forged-reject');
