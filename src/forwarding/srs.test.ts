@@ -79,14 +79,14 @@ describe('rewriteSender', () => {
 });
 
 describe('reverseRecipient', () => {
-  it('reverses an address it made, at either SRS domain', async () => {
+  it('reverses its own addresses at both SRS domains', async () => {
     const source = routing();
     for (const srsDomain of [null, 'srs.club.test']) {
-      const made = await rewriteSender(source, 'author@origin.test', {
+      const rewrite = await rewriteSender(source, 'author@origin.test', {
         recipient: 'x@d.test',
         srsDomain,
       });
-      const address = made.ok ? made.sender : '';
+      const address = rewrite.ok ? rewrite.sender : '';
       expect(await reverseRecipient(source, address, SRS_DOMAINS)).toEqual({
         kind: 'reversed',
         original: 'author@origin.test',
@@ -96,8 +96,11 @@ describe('reverseRecipient', () => {
 
   it('ignores addresses outside the SRS domains', async () => {
     const source = routing();
-    const made = await rewriteSender(source, 'author@origin.test', { recipient: 'x@d.test' });
-    const address = (made.ok ? made.sender : '').replace('@srs.herald.test', '@elsewhere.test');
+    const rewrite = await rewriteSender(source, 'author@origin.test', { recipient: 'x@d.test' });
+    const address = (rewrite.ok ? rewrite.sender : '').replace(
+      '@srs.herald.test',
+      '@elsewhere.test',
+    );
     expect(await reverseRecipient(source, address, SRS_DOMAINS)).toEqual({ kind: 'not-srs' });
     expect(await reverseRecipient(source, 'postmaster@srs.herald.test', SRS_DOMAINS)).toEqual({
       kind: 'not-srs',
@@ -113,8 +116,8 @@ describe('reverseRecipient', () => {
 
   it('rejects an expired address', async () => {
     const source = routing();
-    const made = await rewriteSender(source, 'author@origin.test', { recipient: 'x@d.test' });
-    const address = made.ok ? made.sender : '';
+    const rewrite = await rewriteSender(source, 'author@origin.test', { recipient: 'x@d.test' });
+    const address = rewrite.ok ? rewrite.sender : '';
     const saved = now;
     now = new Date(saved.getTime() + 22 * DAY);
     try {

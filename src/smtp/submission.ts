@@ -232,12 +232,11 @@ export class SubmissionListener {
       addMissingFields(message, user.domain, now),
     ]);
     const signatures = this.options.dkimKeys.signaturesFor(user.domain);
-    if (signatures.length > 0) message = signMessage(message, { signatures, time: now });
-    else
-      this.options.logger.warn(
-        { domain: user.domain },
-        'submitted message not signed: no active DKIM key',
-      );
+    if (signatures.length > 0) {
+      message = signMessage(message, { signatures, time: now });
+    } else {
+      this.options.logger.warn({ domain: user.domain }, 'message not signed: no active DKIM key');
+    }
 
     const messageId = await this.enqueue(message, sender, recipients, session);
     messageLogger(this.options.logger, messageId).info(
