@@ -115,6 +115,19 @@ describe('evaluateDmarc over DNS', () => {
     expect(evaluation.result).toBe('fail');
   });
 
+  it('returns temperror when an aligned key lookup failed', async () => {
+    const evaluation = await evaluateDmarc(
+      ['strict.test'],
+      [
+        { result: 'fail', domain: 'other.test' },
+        { result: 'temperror', domain: 'strict.test' },
+      ],
+      lookup,
+    );
+    expect(evaluation.result).toBe('temperror');
+    expect(failsAfterForwarding(evaluation)).toBe(false);
+  });
+
   it('takes sp= from the organisational domain for a subdomain', async () => {
     const evaluation = await evaluateDmarc(['news.org.test'], [], lookup);
     expect(evaluation.result).toBe('fail');

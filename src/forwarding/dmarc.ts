@@ -180,6 +180,21 @@ export async function evaluateDmarc(
       reason: `DKIM signature of ${aligned.domain} aligned`,
     };
   }
+  // A key lookup that failed for now might have produced the aligned pass, so the outcome is
+  // unknown rather than a failure, and no alias policy rejects a message for a DNS fault.
+  const unknown = dkim.find(
+    (verdict) =>
+      verdict.result === 'temperror' &&
+      verdict.domain !== undefined &&
+      isAligned(verdict.domain, fromDomain, record.dkimAlignment),
+  );
+  if (unknown) {
+    return {
+      ...base,
+      result: 'temperror',
+      reason: `the DKIM key of ${unknown.domain} could not be fetched`,
+    };
+  }
   return { ...base, result: 'fail', reason: 'no passing DKIM signature aligned with From' };
 }
 
