@@ -59,7 +59,7 @@ describe('loadConfig', () => {
     const path = file(
       'herald.yaml',
       [
-        'hostname: mx.example.net',
+        'hostname: MX.example.net',
         `dataDir: ${join(directory, 'data')}`,
         'smtp:',
         '  mx: { host: 127.0.0.1, port: 2525 }',
@@ -69,7 +69,7 @@ describe('loadConfig', () => {
         'dns:',
         '  servers: ["127.0.0.1:5353", "[::1]:5353"]',
         'delivery:',
-        '  requireTls: [example.com]',
+        '  requireTls: [Example.COM]',
         '  retrySchedule: { initialDelay: 1m, factor: 1.5 }',
         'api:',
         '  tokens: [t1]',
@@ -158,6 +158,12 @@ describe('loadConfig', () => {
       /host:port/,
     );
     expect(() => loadConfig(undefined, { HERALD_LOG_LEVEL: 'loud' })).toThrow(/info/);
+    expect(() => loadConfig(undefined, { HERALD_HOSTNAME: 'smtp://mx.example.net' })).toThrow(
+      /HERALD_HOSTNAME: expected a domain name/,
+    );
+    expect(() =>
+      loadConfig(undefined, { HERALD_DELIVERY_REQUIRE_TLS: 'ok.example,bad_domain' }),
+    ).toThrow(/expected a list of domain names/);
     const path = file('bad.yaml', 'limits:\n  maxRecipients: -1\n');
     expect(() => loadConfig(path, {})).toThrow(/limits\.maxRecipients: expected a whole number/);
     const scalar = file('scalar.yaml', 'smtp: 25\n');

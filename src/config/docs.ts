@@ -7,6 +7,8 @@ import { formatDuration, parseDuration } from './units.js';
 
 const KIND_TEXT: Record<Setting['kind'], string> = {
   string: 'string',
+  hostname: 'domain name',
+  'domain-list': 'list of domains',
   path: 'path',
   'optional-path': 'path or none',
   port: 'port',

@@ -119,7 +119,11 @@ function isMapping(value: unknown): value is Record<string, unknown> {
 
 /** Environment values are strings: lists are comma-separated, and an empty optional path means none. */
 function fromEnvironment(setting: Setting, text: string): unknown {
-  if (setting.kind === 'list' || setting.kind === 'host-port-list') {
+  if (
+    setting.kind === 'list' ||
+    setting.kind === 'host-port-list' ||
+    setting.kind === 'domain-list'
+  ) {
     return text
       .split(',')
       .map((item) => item.trim())
@@ -140,6 +144,19 @@ function checkValue(setting: Setting, value: unknown, origin: string): unknown {
     case 'string':
       if (typeof value !== 'string' || value === '') fail('a non-empty string');
       return value;
+    case 'hostname':
+      if (typeof value !== 'string' || !isDomainName(value)) {
+        fail('a domain name such as mx.example.net');
+      }
+      return (value as string).toLowerCase();
+    case 'domain-list':
+      if (
+        !Array.isArray(value) ||
+        !value.every((item) => typeof item === 'string' && isDomainName(item))
+      ) {
+        fail('a list of domain names, such as ["example.com"]');
+      }
+      return (value as string[]).map((domain) => domain.toLowerCase());
     case 'path':
       if (typeof value !== 'string' || value === '') fail('a file or directory path');
       return resolve(value as string);
@@ -190,6 +207,12 @@ function checkValue(setting: Setting, value: unknown, origin: string): unknown {
       if (typeof value !== 'string' || !LOG_LEVELS.has(value)) fail([...LOG_LEVELS].join(', '));
       return value;
   }
+}
+
+/** Letters, digits and hyphens in dot-separated labels of 1 to 63 characters (RFC 1123). */
+function isDomainName(value: string): boolean {
+  if (value.length === 0 || value.length > 253) return false;
+  return value.split('.').every((label) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(label));
 }
 
 function toNumber(value: unknown): number {

@@ -56,6 +56,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export type SettingKind =
   | 'string'
+  | 'hostname'
+  | 'domain-list'
   | 'path'
   | 'optional-path'
   | 'port'
@@ -93,7 +95,7 @@ const derive = (compute: Derived): Derived => compute;
 export const SETTINGS: readonly Setting[] = [
   {
     path: 'hostname',
-    kind: 'string',
+    kind: 'hostname',
     default: derive(() => systemHostname()),
     defaultText: 'the system host name',
     description: 'Name used in EHLO, in Received headers, and as the MAILER-DAEMON domain.',
@@ -245,7 +247,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     path: 'delivery.requireTls',
-    kind: 'list',
+    kind: 'domain-list',
     default: [],
     description:
       'Recipient domains whose delivery must use STARTTLS with a valid certificate; ' +
@@ -295,7 +297,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     path: 'srs.domain',
-    kind: 'string',
+    kind: 'hostname',
     default: derive((c) => `srs.${c.hostname}`),
     defaultText: '`srs.<hostname>`',
     description: 'Domain of rewritten envelope senders; its MX must point at Herald.',
