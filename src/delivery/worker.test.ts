@@ -7,7 +7,6 @@ import { Resolver } from '../dns/index.js';
 import { createLogger } from '../log/index.js';
 import { openStore } from '../store/index.js';
 import type { QueueEntry, Store } from '../store/types.js';
-import { groupTransactions } from './transactions.js';
 import { startDeliveryWorkers, type DeliveryWorkerOptions } from './worker.js';
 
 // Every MX host of the tests is a sink on its own 127.0.0.x address, all on one port.
@@ -380,49 +379,5 @@ describe('startDeliveryWorkers', () => {
     workers = workers.filter((other) => other !== worker);
     const [entry] = await entriesOf(messageId);
     expect(entry!.status).toBe('delivered');
-  });
-});
-
-describe('groupTransactions', () => {
-  it('splits by domain, message and sender', () => {
-    const base = {
-      messageId: 'm1',
-      sender: 's@a.test',
-      bounceTo: 's@a.test',
-      origin: 'inbound',
-    } as const;
-    const entry = (
-      id: number,
-      recipient: string,
-      overrides: Partial<QueueEntry> = {},
-    ): QueueEntry => ({
-      ...base,
-      id,
-      recipient,
-      recipientDomain: recipient.split('@')[1]!,
-      status: 'queued',
-      attempts: 0,
-      createdAt: new Date(),
-      nextAttemptAt: new Date(),
-      lastReply: null,
-      campaignId: null,
-      subscriberId: null,
-      ...overrides,
-    });
-    const groups = groupTransactions([
-      entry(1, 'a@x.test'),
-      entry(2, 'b@x.test'),
-      entry(3, 'c@y.test'),
-      entry(4, 'd@x.test', { messageId: 'm2' }),
-      entry(5, 'e@x.test', { sender: 'other@a.test' }),
-      entry(6, 'a@x.test'),
-    ]);
-    expect(groups.map((group) => group.entries.map((e) => e.id))).toEqual([
-      [1, 2],
-      [6],
-      [3],
-      [4],
-      [5],
-    ]);
   });
 });
