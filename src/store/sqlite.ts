@@ -291,8 +291,8 @@ export class SqliteStore implements Store {
     if (message.recipients.length === 0) {
       return Promise.reject(new TypeError('enqueue needs at least one recipient'));
     }
-    return this.grouped(() => {
-      const result = this.insertMessage(message);
+    return this.grouped(() => this.insertMessage(message)).then((result) => {
+      // Counted once committed, so a failed commit does not inflate the figure.
       this.stats.enqueued += 1;
       return result;
     });
