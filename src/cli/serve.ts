@@ -35,5 +35,11 @@ export function registerServeCommand(program: Command): void {
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
+      // SIGHUP reloads the DKIM keys at once, as after `herald domain add` with the CLI.
+      process.on('SIGHUP', () => {
+        server.reloadKeys().catch((error: unknown) => {
+          server.logger.error({ err: error }, 'DKIM key reload failed');
+        });
+      });
     });
 }
