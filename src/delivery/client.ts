@@ -251,6 +251,8 @@ export class ClientConnection {
       });
     }
     this.smtpUtf8Wanted = needsSmtpUtf8;
+    // NOTE: an 8-bit body goes to a host without 8BITMIME unchanged. RFC 6152 section 3 asks
+    // for a 7-bit conversion or a bounce instead, but a conversion would break DKIM signatures.
 
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {

@@ -115,7 +115,7 @@ export function dsnRecipientsByBounceTo(
   return byBounceTo;
 }
 
-/** The relay as logs and queue events show it: `mx.example.net[192.0.2.1]`. */
+/** Formats the relay as logs and queue events show it: `mx.example.net[192.0.2.1]`. */
 export function relayName(target: MxTarget): string {
   return `${target.host}[${target.address}]`;
 }

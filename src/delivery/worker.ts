@@ -187,6 +187,7 @@ class DeliveryWorker {
       await this.waitForProgress();
       return;
     }
+
     this.notified = false;
     const entries = await this.store.claimDue({
       owner: this.owner,
@@ -202,6 +203,7 @@ class DeliveryWorker {
       await this.waitForProgress();
       return;
     }
+
     const wait = await this.sleepTime();
     // An entry enqueued since the claim is due now, or notify() came meanwhile: claim again,
     // but pause briefly when that happens twice in a row, so a clock skew cannot spin the loop.
@@ -380,8 +382,8 @@ class DeliveryWorker {
   ): Promise<Map<string, StepReport>> {
     const message = { from: sender, to: entries.map((entry) => entry.recipient), body };
     const first = await this.sendOnce(target, policy, message);
-    // A pooled session the host closed while it sat idle fails before any reply. That says
-    // nothing about the host, so the message gets one more try on a fresh session.
+    // A pooled session the host closed while it sat idle fails before any reply. The failure
+    // belongs to the stale session, not to the host, so a fresh session gets one more try.
     if (first.reused && first.lostSession) {
       return (await this.sendOnce(target, policy, message)).reports;
     }
