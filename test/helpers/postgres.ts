@@ -38,8 +38,8 @@ export interface PostgresCluster {
   url: string;
   /** Create an empty database and return its URL; the name is generated unless given. */
   createDatabase(name?: string): Promise<string>;
-  /** Run one SQL statement on the `postgres` database. */
-  query(sql: string, values?: unknown[]): Promise<pg.QueryResult>;
+  /** Run one SQL statement on the `postgres` database, or on the database at `url`. */
+  query(sql: string, values?: unknown[], url?: string): Promise<pg.QueryResult>;
   /** Stop the server by PID and remove its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -139,8 +139,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   let databases = 0;
   let stopped = false;
 
-  const query = async (sql: string, values?: unknown[]): Promise<pg.QueryResult> => {
-    const client = new pg.Client({ connectionString: url });
+  const query = async (
+    sql: string,
+    values?: unknown[],
+    databaseUrl = url,
+  ): Promise<pg.QueryResult> => {
+    const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     try {
       return await client.query(sql, values);
