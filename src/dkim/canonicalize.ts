@@ -16,7 +16,6 @@ const COLON = 0x3a;
 
 const SPACE = Buffer.from(' ');
 const CRLF = Buffer.from('\r\n');
-const DOUBLE_SPACE = Buffer.from('  ');
 const SPACE_CR = Buffer.from(' \r');
 const EMPTY = Buffer.alloc(0);
 
@@ -128,15 +127,12 @@ export class BodyCanonicalizer {
   private writeRelaxed(chunk: Buffer, end: number): void {
     let position = 0;
     let nextTab = -2;
-    let nextDouble = -2;
-    let nextSpaceCr = -2;
+    let nextSpace = -2;
     while (position < end) {
       if (nextTab !== -1 && nextTab < position) nextTab = chunk.indexOf(HTAB, position);
-      if (nextDouble !== -1 && nextDouble < position)
-        nextDouble = chunk.indexOf(DOUBLE_SPACE, position);
-      if (nextSpaceCr !== -1 && nextSpaceCr < position)
-        nextSpaceCr = chunk.indexOf(SPACE_CR, position);
-      const problem = earliest(nextTab, nextDouble, nextSpaceCr, end);
+      if (nextSpace !== -1 && nextSpace < position)
+        nextSpace = findSpaceProblem(chunk, position, end);
+      const problem = earliest(nextTab, nextSpace, end);
       if (problem === -1) break;
       let runStart = problem;
       while (runStart > position && isWsp(chunk[runStart - 1])) runStart--;
@@ -181,13 +177,35 @@ export class BodyCanonicalizer {
 
 const CRLF_BLOCK = Buffer.from('\r\n'.repeat(512));
 
-/** The smallest of three `indexOf` results that lies before `end`; -1 when none does. */
-function earliest(a: number, b: number, c: number, end: number): number {
-  let best = -1;
-  for (const candidate of [a, b, c]) {
-    if (candidate >= 0 && candidate < end && (best === -1 || candidate < best)) best = candidate;
+/** The smaller of two positions that lies before `end`; -1 when neither does. */
+function earliest(a: number, b: number, end: number): number {
+  const aValid = a >= 0 && a < end;
+  const bValid = b >= 0 && b < end;
+  if (aValid && bValid) return Math.min(a, b);
+  if (aValid) return a;
+  return bValid ? b : -1;
+}
+
+/**
+ * Finds the first SP in `chunk[start, end)` that relaxed canonicalization must rewrite: one
+ * next to another SP or HTAB (a run), or followed by CR (trailing whitespace). Tabs are found
+ * separately with `indexOf`, a memchr. A two-byte `indexOf("  ")` is slow because every single
+ * space is a candidate match, so this loop reads only the bytes at even offsets: each pair of
+ * adjacent bytes has one, and its neighbours tell whether it belongs to a pair.
+ */
+function findSpaceProblem(chunk: Buffer, start: number, end: number): number {
+  for (let index = start + (start & 1); index < end; index += 2) {
+    const byte = chunk[index];
+    if (byte === SP) {
+      const before = chunk[index - 1];
+      if (index > start && (before === SP || before === HTAB)) return index - 1;
+      const after = chunk[index + 1];
+      if (after === SP || after === HTAB || after === CR) return index;
+    } else if (byte === CR && index > start && chunk[index - 1] === SP) {
+      return index - 1;
+    }
   }
-  return best;
+  return -1;
 }
 
 /**

@@ -19,8 +19,11 @@ export interface SignatureTags {
   bodyHash: string;
 }
 
-/** Formats the whole field, `DKIM-Signature: ...` to the final CRLF, with `b=` set to `b`. */
-export function formatSignatureField(tags: SignatureTags, b: string): string {
+/**
+ * Formats the field up to the line that holds `b=`: `DKIM-Signature: v=1; ...; bh=...;`,
+ * without a final CRLF. `withSignatureValue` completes it.
+ */
+export function formatSignatureTags(tags: SignatureTags): string {
   const words = [
     `v=1;`,
     `a=${tags.algorithm};`,
@@ -42,7 +45,12 @@ export function formatSignatureField(tags: SignatureTags, b: string): string {
     output += ` ${word}`;
     lineLength += 1 + word.length;
   }
-  return `${output}\r\n${foldSignatureValue(b)}\r\n`;
+  return output;
+}
+
+/** Completes the field from `formatSignatureTags` with `b=` set to `b` (empty to sign). */
+export function withSignatureValue(tagLines: string, b: string): string {
+  return `${tagLines}\r\n${foldSignatureValue(b)}\r\n`;
 }
 
 /** Splits `h=a : b : c;` into words so folding can break between the names. */

@@ -125,7 +125,7 @@ describe('DNS records', () => {
     const value = dkimRecordValue(publicKey);
     const line = zoneFileRecord('s1', 'example.com', value);
     expect(line).toMatch(
-      /^s1\._domainkey\.example\.com\.\tIN\tTXT\t\( "v=DKIM1; k=rsa; "\n\t  "p=/,
+      /^s1\._domainkey\.example\.com\.\tIN\tTXT\t\( "v=DKIM1; k=rsa; "\n\t {2}"p=/,
     );
     const lookup = createZoneLookup(parseZoneFile(line));
     const records = await lookup('s1._domainkey.example.com');

@@ -160,7 +160,8 @@ export function createSigningPool(options: { size?: number } = {}): SigningPool 
 
   function leastBusy(): WorkerState {
     const alive = workers.filter((state) => state.alive);
-    let best = alive[0] ?? (workers[0] as WorkerState);
+    let best = alive[0] ?? workers[0];
+    if (best === undefined) throw new Error('the signing pool has no workers');
     for (const state of alive) if (state.pending < best.pending) best = state;
     return best;
   }

@@ -18,7 +18,7 @@ import {
 } from '../message/index.js';
 import { BodyCanonicalizer, LimitedSink } from './canonicalize.js';
 import { signData } from './crypto.js';
-import { formatSignatureField } from './format.js';
+import { formatSignatureTags, withSignatureValue } from './format.js';
 import { headerData } from './header-hash.js';
 import { MIN_RSA_BITS } from './key-record.js';
 import { isDomainName, parseCanonicalization } from './signature.js';
@@ -210,8 +210,18 @@ export function selectSignedHeaders(
   return selected;
 }
 
+/** Lower-cased, de-duplicated name lists by their joined text; a few distinct lists in use. */
+const uniqueNames = new Map<string, string[]>();
+
 function unique(names: readonly string[]): string[] {
-  return [...new Set(names.map((name) => name.toLowerCase()))];
+  const key = names.join(':');
+  let result = uniqueNames.get(key);
+  if (result === undefined) {
+    result = [...new Set(names.map((name) => name.toLowerCase()))];
+    if (uniqueNames.size >= 256) uniqueNames.clear();
+    uniqueNames.set(key, result);
+  }
+  return result;
 }
 
 /** The hash state of one body canonicalization. */
@@ -325,15 +335,11 @@ function signOne(
     signedHeaders,
     bodyHash: body.digest.toString('base64'),
   };
-  const unsigned = formatSignatureField(tags, '');
-  const data = headerData(
-    fields,
-    signedHeaders,
-    signature.headerCanonicalization,
-    Buffer.from(unsigned, 'latin1'),
-  );
+  const tagLines = formatSignatureTags(tags);
+  const unsigned = Buffer.from(withSignatureValue(tagLines, ''), 'latin1');
+  const data = headerData(fields, signedHeaders, signature.headerCanonicalization, unsigned);
   const value = signData(signature.algorithm, data, signature.privateKey).toString('base64');
-  return formatSignatureField(tags, value);
+  return withSignatureValue(tagLines, value);
 }
 
 /** Returns the DKIM-Signature fields for `message`, each ending in CRLF. */
