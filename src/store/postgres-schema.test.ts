@@ -1,79 +1,31 @@
 /**
- * The shared migrations and the queue claim on a real PostgreSQL server: a private cluster in
- * a temporary directory, listening on 127.0.0.1 on a free port. This keeps the schema honest
- * for the PostgreSQL backend before that backend exists.
+ * The shared migrations and the raw claim statement on a real PostgreSQL server (a private
+ * cluster on 127.0.0.1), below the PostgreSQL store: the schema in one transaction, and two
+ * claims whose transactions overlap, which only SKIP LOCKED keeps disjoint without waiting.
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { startPostgres, type PostgresCluster } from '../../test/helpers/postgres.js';
 import { MIGRATIONS, POSTGRES_DIALECT, migrationsTableStatement } from './migrations.js';
 import { claimDueSql } from './queue-sql.js';
 
-const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
-const bin = join('/usr/lib/postgresql', versions[0] ?? 'missing', 'bin');
-const isRoot = process.getuid?.() === 0;
-
-/** Run a PostgreSQL tool, as the postgres user when the tests run as root (initdb refuses root). */
-function runTool(tool: string, args: string[]): void {
-  const command = isRoot
-    ? ['runuser', '-u', 'postgres', '--', join(bin, tool), ...args]
-    : [join(bin, tool), ...args];
-  execFileSync(command[0]!, command.slice(1), { stdio: 'pipe', timeout: 60_000 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-const directory = mkdtempSync(join(tmpdir(), 'herald-pg-'));
-const dataDir = join(directory, 'data');
-let port = 0;
-let started = false;
+let cluster: PostgresCluster;
+let url = '';
 
 async function connect(): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'herald', database: 'postgres' });
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   return client;
 }
 
 beforeAll(async () => {
-  if (isRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-    chownSync(directory, uid, gid);
-    chmodSync(directory, 0o700);
-  }
-  port = await freePort();
-  runTool('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'herald', '--no-sync', '-E', 'UTF8']);
-  runTool('pg_ctl', [
-    '-D',
-    dataDir,
-    '-w',
-    '-l',
-    join(directory, 'server.log'),
-    '-o',
-    `-c listen_addresses=127.0.0.1 -p ${port} -k ${directory} -c fsync=off`,
-    'start',
-  ]);
-  started = true;
+  cluster = await startPostgres();
+  url = await cluster.createDatabase();
 });
 
-afterAll(() => {
-  if (started) runTool('pg_ctl', ['-D', dataDir, '-m', 'immediate', 'stop']);
-  rmSync(directory, { recursive: true, force: true });
+afterAll(async () => {
+  await cluster?.stop();
 });
 
 describe('migrations on PostgreSQL', () => {
