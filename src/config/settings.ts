@@ -113,7 +113,11 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     default: derive((c) => `sqlite:${join(c.dataDir, 'herald.sqlite')}`),
     defaultText: '`sqlite:<dataDir>/herald.sqlite`',
-    description: 'Store location: `sqlite:PATH` (PostgreSQL URLs are reserved for later).',
+    // A PostgreSQL URL may carry a password.
+    secret: true,
+    description:
+      'Store location: `sqlite:PATH`, or `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for ' +
+      'several nodes that share one database.',
   },
   {
     path: 'smtp.mx.host',
