@@ -9,6 +9,8 @@
  * Not handled here: delivery (the queue's workers), and SPF of the arriving message, which
  * forwarding does not preserve anyway.
  */
+import type { Readable } from 'node:stream';
+
 import type { Logger } from 'pino';
 import type { SMTPServer, SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 
@@ -102,42 +104,45 @@ export class InboundListener {
       3_600_000,
     );
 
-    this.server = new GreetingServer({
-      name: options.hostname,
-      banner: 'Herald',
-      key: options.tls.key,
-      cert: options.tls.cert,
-      size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
-      // Port 25 takes mail from anyone; AUTH belongs to the submission port.
-      authOptional: true,
-      disabledCommands: ['AUTH'],
-      disableReverseLookup: true,
-      // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
-      hideREQUIRETLS: true,
-      socketTimeout: limits.idleTimeoutMs,
-      logger: false,
-      onConnect: this.guard.onConnect,
-      onClose: (session) => {
-        this.transactions.delete(session.id);
-        this.guard.onClose(session);
+    this.server = new GreetingServer(
+      {
+        name: options.hostname,
+        banner: 'Herald',
+        key: options.tls.key,
+        cert: options.tls.cert,
+        size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
+        // Port 25 takes mail from anyone; AUTH belongs to the submission port.
+        authOptional: true,
+        disabledCommands: ['AUTH'],
+        disableReverseLookup: true,
+        // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
+        hideREQUIRETLS: true,
+        socketTimeout: limits.idleTimeoutMs,
+        logger: false,
+        onConnect: this.guard.onConnect,
+        onClose: (session) => {
+          this.transactions.delete(session.id);
+          this.guard.onClose(session);
+        },
+        onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
+        onRcptTo: (address, session, callback) => {
+          this.onRcptTo(address, session).then(
+            () => callback(),
+            (error: unknown) => callback(toReplyError(error, session, logger, 'RCPT')),
+          );
+        },
+        onData: (stream, session, callback) => {
+          this.busy.add(session.id);
+          this.onData(stream, session)
+            .then(
+              (reply) => callback(null, reply),
+              (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
+            )
+            .finally(() => this.busy.delete(session.id));
+        },
       },
-      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
-      onRcptTo: (address, session, callback) => {
-        this.onRcptTo(address, session).then(
-          () => callback(),
-          (error: unknown) => callback(toReplyError(error, session, logger, 'RCPT')),
-        );
-      },
-      onData: (stream, session, callback) => {
-        this.busy.add(session.id);
-        this.onData(stream, session)
-          .then(
-            (reply) => callback(null, reply),
-            (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
-          )
-          .finally(() => this.busy.delete(session.id));
-      },
-    });
+      { onCommand: this.guard.onCommand },
+    );
     this.server.on('error', (error) => logger.error({ err: error }, 'MX listener error'));
   }
 
@@ -151,16 +156,11 @@ export class InboundListener {
     session: SMTPServerSession,
     callback: (error?: Error | null) => void,
   ): void {
-    const limited = this.guard.checkCommand(session, 'MAIL');
-    if (limited) return callback(limited);
     this.transactions.set(session.id, { routes: new Map() });
     callback();
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
-    const limited = this.guard.checkCommand(session, 'RCPT');
-    if (limited) throw limited;
-
     const transaction = this.transactionOf(session);
     const key = address.address.toLowerCase();
     const { maxRecipients } = this.options.limits;
@@ -210,12 +210,7 @@ export class InboundListener {
   }
 
   private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
-    const limited = this.guard.checkCommand(session, 'DATA');
-    const verdict = await readMessage(
-      stream as import('node:stream').Readable,
-      this.options.limits,
-    );
-    if (limited) throw limited;
+    const verdict = await readMessage(stream as Readable, this.options.limits);
     const sender = envelopeAddress(session.envelope.mailFrom);
     if (!verdict.ok) {
       this.options.logger.info(

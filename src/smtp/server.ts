@@ -8,21 +8,32 @@
  */
 import type { Socket } from 'node:net';
 
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+
+import type { SmtpReplyError } from './replies.js';
+
+export interface ConnectionHooks {
+  /** Milliseconds between accepting a connection and sending the greeting; default 0. */
+  greetingDelayMs?: number;
+  /**
+   * Runs before smtp-server handles each command line, AUTH continuation lines included but
+   * not message data. A returned error is sent instead; a 421 also closes the connection.
+   */
+  onCommand?: (session: SMTPServerSession, command: string) => SmtpReplyError | undefined;
+}
 
 export class GreetingServer extends SMTPServer {
   constructor(
     options: SMTPServerOptions,
-    /** Milliseconds between accepting a connection and sending the greeting. */
-    readonly greetingDelayMs = 0,
+    private readonly hooks: ConnectionHooks = {},
   ) {
     super(options);
   }
 
   /**
    * Does what `SMTPServer#connect` and `SMTPConnection#init` of smtp-server 3.21 do, with the
-   * delay as a setting.
+   * delay as a setting, and puts the command hook in front of the connection's handler.
    * NOTE: this calls smtp-server methods that are public in its types but not documented, so
    * an upgrade of smtp-server must be checked against this method.
    */
@@ -33,6 +44,7 @@ export class GreetingServer extends SMTPServer {
     connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) =>
       this._onClientConnect(data),
     );
+    this.hookCommands(connection);
     connection._setListeners(() => {
       const { maxClients } = this.options;
       if (maxClients && this.connections.size > maxClients) {
@@ -43,8 +55,26 @@ export class GreetingServer extends SMTPServer {
         );
         return;
       }
-      const timer = setTimeout(() => connection.connectionReady(), this.greetingDelayMs);
+      const timer = setTimeout(() => connection.connectionReady(), this.hooks.greetingDelayMs ?? 0);
       timer.unref();
     });
+  }
+
+  private hookCommands(connection: SMTPConnection): void {
+    const onCommand = this.hooks.onCommand;
+    if (!onCommand) return;
+    const handle = connection._onCommand.bind(connection);
+    connection._onCommand = (command, callback) => {
+      // While TLS starts, smtp-server drops buffered lines unanswered; writing would break it.
+      if (!connection._upgrading) {
+        const refusal = onCommand(connection.session, command.toString('utf8'));
+        if (refusal) {
+          connection.send(refusal.responseCode, refusal.message);
+          callback?.();
+          return;
+        }
+      }
+      handle(command, callback);
+    };
   }
 }

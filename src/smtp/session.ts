@@ -20,7 +20,7 @@ import { REPLIES, replyError, replyText, SmtpReplyError } from './replies.js';
 export interface ListenerLimits extends ContentLimits {
   maxRecipients: number;
   maxConnectionsPerClient: number;
-  /** MAIL, RCPT, DATA and AUTH commands per client address per minute; 0 for no limit. */
+  /** Command lines per client address per minute; 0 for no limit. */
   commandsPerMinute: number;
   /** Milliseconds of silence from the client before the session is closed with 421. */
   idleTimeoutMs: number;
@@ -30,9 +30,8 @@ type Callback = (error?: Error | null) => void;
 
 /**
  * Connection and command limits per client address. `onConnect` and `onClose` go straight into
- * the smtp-server options; `checkCommand` runs at the start of every MAIL, RCPT, DATA and AUTH
- * hook. smtp-server has no hook for the other commands (NOOP, RSET, HELO), whose abuse its own
- * counter of unrecognised commands and the idle timeout bound instead.
+ * the smtp-server options, and `onCommand` into the command hook of `GreetingServer`, which
+ * sees every command line of the session.
  */
 export class ClientGuard {
   private readonly connections: ConnectionLimiter;
@@ -66,14 +65,19 @@ export class ClientGuard {
   };
 
   /** Returns the error to reply with when the client is over its command rate. */
-  checkCommand(session: SMTPServerSession, command: string): SmtpReplyError | undefined {
+  onCommand = (session: SMTPServerSession, command: string): SmtpReplyError | undefined => {
     if (this.commands.take(session.remoteAddress)) return undefined;
     this.logger.warn(
-      { session: session.id, client: session.remoteAddress, command },
+      { session: session.id, client: session.remoteAddress, command: commandName(command) },
       'command rejected: client over its command rate',
     );
     return replyError(REPLIES.tooManyCommands);
-  }
+  };
+}
+
+/** The verb of a command line, without its arguments (which may carry AUTH data). */
+function commandName(line: string): string {
+  return (line.split(' ')[0] ?? '').slice(0, 16).toUpperCase();
 }
 
 /**

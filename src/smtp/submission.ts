@@ -70,49 +70,52 @@ export class SubmissionListener {
   constructor(private readonly options: SubmissionOptions) {
     const { limits, logger } = options;
     this.guard = new ClientGuard(limits, logger);
-    this.server = new GreetingServer({
-      name: options.hostname,
-      banner: 'Herald submission',
-      key: options.tls.key,
-      cert: options.tls.cert,
-      size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
-      authMethods: ['PLAIN', 'LOGIN'],
-      // smtp-server refuses AUTH before STARTTLS with 538 unless this is true.
-      allowInsecureAuth: false,
-      authRequiredMessage: replyText(REPLIES.authRequired),
-      disableReverseLookup: true,
-      socketTimeout: limits.idleTimeoutMs,
-      logger: false,
-      // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
-      hideREQUIRETLS: true,
-      onConnect: (session, callback) => {
-        // AUTH is not even advertised before STARTTLS (RFC 4954 section 4, RFC 4616 section 6).
-        session.disabledCommands = ['AUTH'];
-        this.guard.onConnect(session, callback);
+    this.server = new GreetingServer(
+      {
+        name: options.hostname,
+        banner: 'Herald submission',
+        key: options.tls.key,
+        cert: options.tls.cert,
+        size: limits.maxMessageSize > 0 ? limits.maxMessageSize : undefined,
+        authMethods: ['PLAIN', 'LOGIN'],
+        // smtp-server refuses AUTH before STARTTLS with 538 unless this is true.
+        allowInsecureAuth: false,
+        authRequiredMessage: replyText(REPLIES.authRequired),
+        disableReverseLookup: true,
+        socketTimeout: limits.idleTimeoutMs,
+        logger: false,
+        // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
+        hideREQUIRETLS: true,
+        onConnect: (session, callback) => {
+          // AUTH is not even advertised before STARTTLS (RFC 4954 section 4, RFC 4616 section 6).
+          session.disabledCommands = ['AUTH'];
+          this.guard.onConnect(session, callback);
+        },
+        onSecure: (_socket, session, callback) => {
+          session.disabledCommands = [];
+          callback();
+        },
+        onClose: this.guard.onClose,
+        onAuth: (auth, session, callback) => {
+          this.onAuth(auth, session).then(
+            (response) => callback(null, response),
+            (error: unknown) => callback(toReplyError(error, session, logger, 'AUTH')),
+          );
+        },
+        onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
+        onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
+        onData: (stream, session, callback) => {
+          this.busy.add(session.id);
+          this.onData(stream, session)
+            .then(
+              (reply) => callback(null, reply),
+              (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
+            )
+            .finally(() => this.busy.delete(session.id));
+        },
       },
-      onSecure: (_socket, session, callback) => {
-        session.disabledCommands = [];
-        callback();
-      },
-      onClose: this.guard.onClose,
-      onAuth: (auth, session, callback) => {
-        this.onAuth(auth, session).then(
-          (response) => callback(null, response),
-          (error: unknown) => callback(toReplyError(error, session, logger, 'AUTH')),
-        );
-      },
-      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
-      onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
-      onData: (stream, session, callback) => {
-        this.busy.add(session.id);
-        this.onData(stream, session)
-          .then(
-            (reply) => callback(null, reply),
-            (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
-          )
-          .finally(() => this.busy.delete(session.id));
-      },
-    });
+      { onCommand: this.guard.onCommand },
+    );
     this.server.on('error', (error) => logger.error({ err: error }, 'submission listener error'));
   }
 
@@ -125,9 +128,6 @@ export class SubmissionListener {
     auth: SMTPServerAuthentication,
     session: SMTPServerSession,
   ): Promise<SMTPServerAuthenticationResponse> {
-    const limited = this.guard.checkCommand(session, 'AUTH');
-    if (limited) throw limited;
-
     const username = auth.username ?? '';
     const log = {
       session: session.id,
@@ -173,9 +173,6 @@ export class SubmissionListener {
     session: SMTPServerSession,
     callback: Callback,
   ): void {
-    const limited = this.guard.checkCommand(session, 'MAIL');
-    if (limited) return callback(limited);
-
     const user = userOf(session);
     // AUTH is disabled until STARTTLS, and smtp-server only requires AUTH while it is enabled.
     if (!user) return callback(replyError(REPLIES.authRequired));
@@ -194,8 +191,6 @@ export class SubmissionListener {
     session: SMTPServerSession,
     callback: Callback,
   ): void {
-    const limited = this.guard.checkCommand(session, 'RCPT');
-    if (limited) return callback(limited);
     if (!userOf(session)) return callback(replyError(REPLIES.authRequired));
     const { maxRecipients } = this.options.limits;
     if (maxRecipients > 0 && session.envelope.rcptTo.length >= maxRecipients) {
@@ -205,9 +200,7 @@ export class SubmissionListener {
   }
 
   private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
-    const limited = this.guard.checkCommand(session, 'DATA');
     const verdict = await readMessage(stream as Readable, this.options.limits);
-    if (limited) throw limited;
     if (!verdict.ok) throw contentError(verdict, this.options.limits);
 
     const user = userOf(session);
