@@ -1,8 +1,8 @@
 /**
- * `startServer(config)`: composes Herald's running parts. It opens and migrates the store,
- * builds the resolver, the SRS rewriter and the DKIM keyring, then starts the delivery workers,
- * the SMTP listeners and the HTTP server, in that order, so nothing is accepted before the
- * parts that carry it out are ready.
+ * `startServer(config)`: composes Herald's running parts. It opens and migrates the store and
+ * builds the resolver, the SRS rewriter and the DKIM keyring. Then it starts the delivery
+ * workers, the SMTP listeners and the HTTP server in that order, so nothing is accepted before
+ * the parts that carry it out are ready.
  *
  * Shutdown (`stop()`, called on SIGTERM and SIGINT) runs in the reverse order: the listeners
  * stop accepting and finish the transactions in flight, the workers finish the deliveries in

@@ -1,7 +1,7 @@
 /**
  * `herald domain add|list|show|remove`: hosted domains and the DNS records they publish. Like
- * the other management commands it works on the store directly, so the server need not run;
- * a running server notices the change within its keyring check interval.
+ * the other management commands it works on the store directly, so the server need not run.
+ * A running server notices the change within its keyring check interval.
  *
  * This file also holds the helpers the alias, credential and queue commands share: opening the
  * configuration and store, and turning service errors into exit codes.

@@ -1,6 +1,6 @@
 /** Syntax checks and normalisation for the domain names and addresses that operators type. */
 
-/** A DNS host name (RFC 1123 section 2.1 labels), lower-cased, without a trailing dot. */
+/** Checks a DNS host name (RFC 1123 section 2.1 labels); returns it lower-cased, without a trailing dot. */
 export function normaliseDomain(input: string): string {
   const name = input.trim().toLowerCase().replace(/\.$/, '');
   const labels = name.split('.');
@@ -47,17 +47,17 @@ function isDotAtom(localPart: string): boolean {
   );
 }
 
-/** Input from an operator that is malformed; the CLI exits 2 and the API answers 400. */
+/** Input from an operator that is malformed; the CLI exits 2 and the API responds 400. */
 export class InvalidInputError extends Error {
   override name = 'InvalidInputError';
 }
 
-/** A domain, alias or credential that does not exist; the CLI exits 1 and the API answers 404. */
+/** A domain, alias or credential that does not exist; the CLI exits 1 and the API responds 404. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
-/** An object that exists already; the CLI exits 1 and the API answers 409. */
+/** An object that exists already; the CLI exits 1 and the API responds 409. */
 export class ConflictError extends Error {
   override name = 'ConflictError';
 }

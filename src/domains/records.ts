@@ -1,13 +1,13 @@
 /**
- * The DNS records a hosted domain must publish, as `herald domain show` and the API list them:
- * one DKIM TXT record per published key, the MX that makes mail for the domain reach Herald,
- * SPF and DMARC suggestions, and the records of the SRS domain and of the HELO host name.
+ * The DNS records a hosted domain must publish, as `herald domain show` and the API list them.
+ * They are one DKIM TXT record per published key, the MX that brings the domain's mail to
+ * Herald, SPF and DMARC suggestions, and the records of the SRS domain and the HELO host name.
  */
 import { zoneFileRecord } from '../dkim/index.js';
 import type { DkimKeyRecord, Domain } from '../store/types.js';
 
 export interface DnsRecordSuggestion {
-  /** What the record is for, in a few words. */
+  /** The record's purpose, in a few words. */
   purpose: string;
   /** Owner name without a trailing dot. */
   name: string;

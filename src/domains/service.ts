@@ -45,7 +45,7 @@ export function keyDirectory(dataDir: string, domain: string): string {
   return join(dataDir, 'keys', domain);
 }
 
-/** Dated selector such as `h20261203r`: the date says when the key was made, for rotation. */
+/** Dated selector such as `h20261203r`: the date records when the key was made, for rotation. */
 export function keySelector(date: Date, suffix: string): string {
   const stamp = date.toISOString().slice(0, 10).replaceAll('-', '');
   return `h${stamp}${suffix}`;
@@ -155,7 +155,7 @@ export async function addAlias(context: ServiceContext, input: AliasInput): Prom
     throw new ConflictError(`alias ${localPart}@${domain.name} exists already`);
   }
   // NOTE: the store has no update, so a replacement is a remove and an add; for the moment
-  // between them the address answers 550 at RCPT.
+  // between them the address gets 550 at RCPT.
   if (existing) await context.store.removeAlias(domain.id, localPart);
   return context.store.addAlias({
     domainId: domain.id,
@@ -179,7 +179,7 @@ export async function removeAlias(context: ServiceContext, address: string): Pro
   }
 }
 
-/** A credential without its hash, for listings and API answers. */
+/** A credential without its hash, for listings and API responses. */
 export type PublicCredential = Omit<Credential, 'passwordHash'> & { domain?: string };
 
 function publicCredential(credential: Credential): PublicCredential {

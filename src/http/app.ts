@@ -1,7 +1,7 @@
 /**
  * The HTTP server: the REST API under `/api/` (JSON, bearer tokens from `api.tokens`) and
  * `/metrics` for Prometheus. The API runs the same service functions as the CLI. With no token
- * configured every API request is answered 401, so a fresh install exposes nothing.
+ * configured, every API request gets 401, so a fresh install exposes nothing.
  * `/metrics` and `/healthz` need no token: they carry counts, never addresses or secrets.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';

@@ -1,7 +1,7 @@
 /**
  * Counters and gauges for `/metrics`, rendered in the Prometheus text exposition format
  * (version 0.0.4). Counters live in memory and restart at zero with the process, which
- * Prometheus's `rate()` handles; queue sizes are read from the store at each scrape, so they
+ * Prometheus's `rate()` handles. Queue sizes are read from the store at each scrape, so they
  * are right for the whole cluster and survive restarts.
  */
 import type { QueueStatus, Store } from '../store/types.js';
