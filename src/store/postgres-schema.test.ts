@@ -1,7 +1,7 @@
 /**
- * The shared migrations and the raw claim statement on a real PostgreSQL server (a private
- * cluster on 127.0.0.1), below the PostgreSQL store: the schema in one transaction, and two
- * claims whose transactions overlap, which only SKIP LOCKED keeps disjoint without waiting.
+ * The shared migrations and the raw claim statement on a private PostgreSQL cluster on
+ * 127.0.0.1, one level below the PostgreSQL store. The schema applies in one transaction. Two
+ * claims run in overlapping transactions, and SKIP LOCKED keeps them disjoint without waiting.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
