@@ -37,6 +37,7 @@ interface Harness {
   logLines: Array<Record<string, unknown>>;
   start(
     overrides?: Partial<DeliveryWorkerOptions['config']['delivery']>,
+    workerStore?: Store,
   ): ReturnType<typeof startDeliveryWorkers>;
 }
 
@@ -66,9 +67,9 @@ beforeEach(async () => {
     mx1,
     mx2,
     logLines,
-    start(overrides = {}) {
+    start(overrides = {}, workerStore = store) {
       const started = startDeliveryWorkers({
-        store,
+        store: workerStore,
         resolver,
         logger,
         maxSleepMs: 200,
@@ -366,6 +367,35 @@ describe('startDeliveryWorkers', () => {
       for (const worker of workers.splice(0)) await worker.stop();
       await new Promise<void>((resolve) => receiver.close(() => resolve()));
     }
+  });
+
+  it('survives a store that fails to read a body', async () => {
+    // With one slot, the second message's transaction waits while the first is delivered
+    // slowly, so nothing awaits the second message's body read yet when it fails.
+    harness.mx1.reply.dataDelayMs = 300;
+    const first = await enqueue(['bob@example.test']);
+    const second = await enqueue(['carol@example.test']);
+    const failing = new Proxy(harness.store, {
+      get(target, property, receiver) {
+        if (property === 'getMessageBody') {
+          return (messageId: string) =>
+            messageId === second.messageId
+              ? Promise.reject(new Error('disk read failed'))
+              : target.getMessageBody(messageId);
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const worker = harness.start({ concurrency: 1 }, failing);
+    worker.notify();
+    await harness.mx1.waitForMessages(1);
+    while (!harness.logLines.some((line) => line.level === 50)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const error = harness.logLines.find((line) => line.level === 50);
+    expect((error!.err as { message: string }).message).toBe('disk read failed');
+    expect(error!.queueId).toBe(second.messageId);
+    expect((await entriesOf(first.messageId))[0]!.status).toBe('delivered');
   });
 
   it('finishes deliveries in flight on stop', async () => {

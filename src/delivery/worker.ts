@@ -256,10 +256,13 @@ class DeliveryWorker {
 
     for (const transaction of groupTransactions(entries)) {
       if (!bodies.has(transaction.messageId)) {
-        bodies.set(transaction.messageId, this.store.getMessageBody(transaction.messageId));
+        bodies.set(
+          transaction.messageId,
+          handled(this.store.getMessageBody(transaction.messageId)),
+        );
       }
       if (!lookups.has(transaction.domain)) {
-        lookups.set(transaction.domain, this.lookupMx(transaction.domain));
+        lookups.set(transaction.domain, handled(this.lookupMx(transaction.domain)));
       }
       const running = this.runTransaction(
         transaction,
@@ -540,4 +543,14 @@ class DeliveryWorker {
       this.logger.warn({ err: error }, 'renewing delivery leases failed');
     }
   }
+}
+
+/**
+ * Marks a shared promise as handled, so a rejection that comes while its transactions still
+ * wait for a slot is not an unhandled rejection (which ends a Node process). Each transaction
+ * awaits the returned promise and sees the rejection itself.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
