@@ -9,6 +9,7 @@ import { startPostgres, type PostgresCluster } from '../../test/helpers/postgres
 import { describeStoreContract } from './contract.js';
 import { openStore } from './index.js';
 import { MIGRATIONS } from './migrations.js';
+import { CLUSTER_MIGRATIONS } from './postgres-cluster.js';
 import { PostgresStore } from './postgres.js';
 import type { NewMessage, Store } from './types.js';
 
@@ -44,7 +45,8 @@ describe('postgres store', () => {
     try {
       await Promise.all(stores.map((store) => store.migrate()));
       const { rows } = await query(url, 'SELECT version FROM schema_migrations ORDER BY version');
-      expect(rows.map((row) => Number(row.version))).toEqual(MIGRATIONS.map((m) => m.version));
+      const expected = [...MIGRATIONS, ...CLUSTER_MIGRATIONS].map((m) => m.version);
+      expect(rows.map((row) => Number(row.version))).toEqual(expected);
       await stores[0]!.addDomain('example.org');
       expect((await stores[7]!.listDomains()).map((d) => d.name)).toEqual(['example.org']);
     } finally {
@@ -134,6 +136,88 @@ describe('postgres store', () => {
       ]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('listNodes reports heartbeats and leases', async () => {
+    const url = await cluster.createDatabase();
+    const first = new PostgresStore({ url });
+    const second = new PostgresStore({ url });
+    await first.migrate();
+    try {
+      await first.enqueue(message('a@example.net'));
+      await first.enqueue(message('b@example.net'));
+      await first.claimDue({ owner: 'mx-a:1:aa', limit: 1, leaseMs: 60_000 });
+      await second.claimDue({ owner: 'mx-b:2:bb', limit: 5, leaseMs: 60_000 });
+      await second.claimDue({ owner: 'mx-c:3:cc', limit: 5, leaseMs: 60_000 });
+      const nodes = await second.listNodes();
+      expect(nodes.map((n) => [n.name, n.alive, n.leasedEntries])).toEqual([
+        ['mx-a:1:aa', true, 1],
+        ['mx-b:2:bb', true, 1],
+        ['mx-c:3:cc', true, 0],
+      ]);
+      // Seen from two minutes on, every node is stale and its leases have run out.
+      const later = await first.listNodes({ now: new Date(Date.now() + 120_000) });
+      expect(later.map((n) => [n.alive, n.leasedEntries])).toEqual([
+        [false, 0],
+        [false, 0],
+        [false, 0],
+      ]);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('destination slots are shared and freed by a dead node', async () => {
+    const url = await cluster.createDatabase();
+    const first = await openStore({ url });
+    const second = await openStore({ url });
+    try {
+      const a1 = await first.tryAcquireDestinationSlot!('Example.NET', 2);
+      const a2 = await first.tryAcquireDestinationSlot!('example.net', 2);
+      expect(a1).toBeDefined();
+      expect(a2).toBeDefined();
+      expect(await second.tryAcquireDestinationSlot!('example.net', 2)).toBeUndefined();
+      expect(await second.tryAcquireDestinationSlot!('other.example', 2)).toBeDefined();
+      await a1!();
+      const b1 = await second.tryAcquireDestinationSlot!('example.net', 2);
+      expect(b1).toBeDefined();
+      expect(await first.tryAcquireDestinationSlot!('example.net', 2)).toBeUndefined();
+      // Closing the store ends its session, as a killed node's connection does.
+      await first.close();
+      expect(await second.tryAcquireDestinationSlot!('example.net', 2)).toBeDefined();
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('destination starts are spaced across nodes', async () => {
+    const url = await cluster.createDatabase();
+    const first = await openStore({ url });
+    const second = await openStore({ url });
+    try {
+      // 60 a minute is one start a second, whichever node reserves it.
+      const waits = [
+        await first.reserveDestinationStart!('example.net', 60),
+        await second.reserveDestinationStart!('example.net', 60),
+        await first.reserveDestinationStart!('example.net', 60),
+      ];
+      expect(waits[0]).toBe(0);
+      expect(waits[1]).toBeGreaterThan(900);
+      expect(waits[1]).toBeLessThanOrEqual(1000);
+      expect(waits[2]).toBeGreaterThan(1900);
+      expect(waits[2]).toBeLessThanOrEqual(2000);
+      await second.cancelDestinationStart!('example.net', 60);
+      const next = await second.reserveDestinationStart!('example.net', 60);
+      expect(next).toBeGreaterThan(1900);
+      expect(next).toBeLessThanOrEqual(2000);
+      expect(await first.reserveDestinationStart!('other.example', 60)).toBe(0);
+      expect(await first.reserveDestinationStart!('example.net', 0)).toBe(0);
+    } finally {
+      await first.close();
+      await second.close();
     }
   });
 

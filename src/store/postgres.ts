@@ -29,6 +29,13 @@ import pg from 'pg';
 
 import { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors.js';
 import { MIGRATIONS, POSTGRES_DIALECT, migrationsTableStatement } from './migrations.js';
+import {
+  CANCEL_START_SQL,
+  CLUSTER_MIGRATIONS,
+  HEARTBEAT_SQL,
+  LIST_NODES_SQL,
+  RESERVE_START_SQL,
+} from './postgres-cluster.js';
 import { newQueueId } from './queue-id.js';
 import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
 import {
@@ -50,6 +57,7 @@ import type {
   Domain,
   MessageInfo,
   NewMessage,
+  NodeStatus,
   QueueEntry,
   QueueEvent,
   QueueFilter,
@@ -77,6 +85,15 @@ export interface PostgresStoreOptions {
  * application's lock in a shared database.
  */
 export const MIGRATION_LOCK_KEY = Buffer.from('herald:m').readBigInt64BE().toString();
+
+/** A lease owner's heartbeat is written at most this often, in milliseconds. */
+const HEARTBEAT_INTERVAL_MS = 5_000;
+
+/**
+ * A node not seen for this long counts as dead in `listNodes`: an idle delivery worker claims
+ * at least every 30 s, so 90 s is three missed claims.
+ */
+const DEFAULT_STALE_AFTER_MS = 90_000;
 
 /** SQLSTATE codes (PostgreSQL appendix A) that map to the store's own errors. */
 const UNIQUE_VIOLATION = '23505';
@@ -122,16 +139,24 @@ const COMPLETE_SQL = `
 
 export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
+  private readonly url: string;
+  private readonly onError: (error: Error) => void;
+  private readonly heartbeats = new Map<string, number>();
+  /** The connection that holds this node's destination slots (session advisory locks). */
+  private slotClient: Promise<pg.Client> | undefined;
+  /** Destination slots this store holds, as `slot:domain`. */
+  private readonly heldSlots = new Set<string>();
   private closed = false;
 
   constructor(options: PostgresStoreOptions) {
+    this.url = options.url;
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.maxConnections ?? 10,
       application_name: 'herald',
     });
-    const onError = options.onError ?? (() => undefined);
-    this.pool.on('error', onError);
+    this.onError = options.onError ?? (() => undefined);
+    this.pool.on('error', this.onError);
   }
 
   async migrate(): Promise<void> {
@@ -144,7 +169,7 @@ export class PostgresStore implements Store {
         'SELECT version FROM schema_migrations',
       );
       const applied = new Set(rows.map((row) => Number(row.version)));
-      for (const migration of MIGRATIONS) {
+      for (const migration of [...MIGRATIONS, ...CLUSTER_MIGRATIONS]) {
         if (applied.has(migration.version)) continue;
         for (const statement of migration.statements(POSTGRES_DIALECT)) {
           await client.query(statement);
@@ -160,6 +185,10 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const slots = this.slotClient;
+    this.slotClient = undefined;
+    // Ending the session releases every destination slot this node still holds.
+    if (slots !== undefined) await slots.then((client) => client.end()).catch(() => undefined);
     // Queries already started finish first: pg's Pool.end waits for checked-out clients.
     await this.pool.end();
   }
@@ -346,11 +375,14 @@ export class PostgresStore implements Store {
 
   async claimDue(options: ClaimOptions): Promise<QueueEntry[]> {
     const now = (options.now ?? new Date()).getTime();
-    const rows = await this.rows(claimDueSql(POSTGRES_DIALECT), [
-      options.owner,
-      now + options.leaseMs,
-      now,
-      options.limit,
+    const [rows] = await Promise.all([
+      this.rows(claimDueSql(POSTGRES_DIALECT), [
+        options.owner,
+        now + options.leaseMs,
+        now,
+        options.limit,
+      ]),
+      this.heartbeat(options.owner),
     ]);
     const entries = rows.map(toEntry);
     entries.sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.id - b.id);
@@ -360,11 +392,14 @@ export class PostgresStore implements Store {
   async renewLease(entryIds: number[], owner: string, leaseMs: number): Promise<void> {
     if (entryIds.length === 0) return;
     // The leases still held are renewed even when one is lost, so other work goes on.
-    const rows = await this.rows(
-      `UPDATE queue_entries SET lease_expires_at = $1
-         WHERE id = ANY($2::bigint[]) AND lease_owner = $3 RETURNING id`,
-      [Date.now() + leaseMs, entryIds, owner],
-    );
+    const [rows] = await Promise.all([
+      this.rows(
+        `UPDATE queue_entries SET lease_expires_at = $1
+           WHERE id = ANY($2::bigint[]) AND lease_owner = $3 RETURNING id`,
+        [Date.now() + leaseMs, entryIds, owner],
+      ),
+      this.heartbeat(owner),
+    ]);
     const renewed = new Set(rows.map((row) => Number(row.id)));
     const lost = entryIds.find((id) => !renewed.has(id));
     if (lost !== undefined) throw new LeaseLostError(lost, owner);
@@ -565,7 +600,121 @@ export class PostgresStore implements Store {
     return row === undefined ? undefined : String(row.original);
   }
 
+  // Cluster coordination.
+
+  async listNodes(options: { now?: Date; staleAfterMs?: number } = {}): Promise<NodeStatus[]> {
+    const now = (options.now ?? new Date()).getTime();
+    const staleAfter = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
+    const rows = await this.rows(LIST_NODES_SQL, [now]);
+    return rows.map((row) => {
+      const lastSeen = Number(row.last_seen_at);
+      return {
+        name: String(row.name),
+        firstSeenAt: new Date(Number(row.first_seen_at)),
+        lastSeenAt: new Date(lastSeen),
+        alive: now - lastSeen <= staleAfter,
+        leasedEntries: Number(row.leased),
+      };
+    });
+  }
+
+  /**
+   * Slots are session-level advisory locks keyed by `hashtext(domain)` and the slot number, held
+   * on one dedicated connection per store. PostgreSQL drops a session's locks when its
+   * connection ends, so a killed node frees its slots at once. Two domains whose hashes collide
+   * share their slots, which errs on the side of fewer connections.
+   */
+  async tryAcquireDestinationSlot(
+    domain: string,
+    limit: number,
+  ): Promise<(() => Promise<void>) | undefined> {
+    const client = await this.slots();
+    const key = domain.toLowerCase();
+    // Start at a random slot, so nodes asking at once seldom try the same locks in turn.
+    const offset = Math.floor(Math.random() * limit);
+    for (let i = 0; i < limit; i++) {
+      const slot = (offset + i) % limit;
+      // Advisory locks are re-entrant within a session, so this node's own slots are skipped
+      // here rather than taken twice.
+      const name = `${slot}:${key}`;
+      if (this.heldSlots.has(name)) continue;
+      this.heldSlots.add(name);
+      const result = await client
+        .query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1), $2) AS locked', [
+          key,
+          slot,
+        ])
+        .catch((error: unknown) => {
+          this.heldSlots.delete(name);
+          throw error;
+        });
+      if (result.rows[0]?.locked !== true) {
+        this.heldSlots.delete(name);
+        continue;
+      }
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        this.heldSlots.delete(name);
+        try {
+          await client.query('SELECT pg_advisory_unlock(hashtext($1), $2)', [key, slot]);
+        } catch (error) {
+          // The session is gone, and its locks with it.
+          this.onError(error as Error);
+        }
+      };
+    }
+    return undefined;
+  }
+
+  async reserveDestinationStart(domain: string, ratePerMinute: number): Promise<number> {
+    if (ratePerMinute <= 0) return 0;
+    const now = Date.now();
+    const row = await this.one(RESERVE_START_SQL, [
+      domain.toLowerCase(),
+      now,
+      Math.round(60_000 / ratePerMinute),
+    ]);
+    return Math.max(0, Number(row?.start_at ?? now) - now);
+  }
+
+  async cancelDestinationStart(domain: string, ratePerMinute: number): Promise<void> {
+    if (ratePerMinute <= 0) return;
+    await this.query(CANCEL_START_SQL, [domain.toLowerCase(), Math.round(60_000 / ratePerMinute)]);
+  }
+
   // Helpers.
+
+  /** Record that `owner` is alive, at most once per heartbeat interval. */
+  private async heartbeat(owner: string): Promise<void> {
+    const now = Date.now();
+    if (now - (this.heartbeats.get(owner) ?? 0) < HEARTBEAT_INTERVAL_MS) return;
+    this.heartbeats.set(owner, now);
+    await this.query(HEARTBEAT_SQL, [owner, now]);
+  }
+
+  /** The dedicated slot connection, opened on first use and again after it failed. */
+  private slots(): Promise<pg.Client> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    if (this.slotClient === undefined) {
+      const client = new pg.Client({ connectionString: this.url, application_name: 'herald' });
+      const opened = client.connect().then(() => client);
+      client.on('error', (error) => {
+        // Its locks are released with the session; the next call opens a new connection.
+        if (this.slotClient === opened) {
+          this.slotClient = undefined;
+          this.heldSlots.clear();
+        }
+        this.onError(error);
+      });
+      opened.catch(() => {
+        if (this.slotClient === opened) this.slotClient = undefined;
+      });
+      this.slotClient = opened;
+    }
+    return this.slotClient;
+  }
 
   private query(sql: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));

@@ -168,6 +168,21 @@ export interface SrsTokenRecord {
   expiresAt: Date;
 }
 
+/**
+ * One node of a cluster as the store sees it: a lease owner, when it was last seen claiming or
+ * renewing leases, and how much work it holds (added with the PostgreSQL backend).
+ */
+export interface NodeStatus {
+  /** Lease owner name, `hostname:pid:random` for the delivery workers of `herald serve`. */
+  name: string;
+  firstSeenAt: Date;
+  lastSeenAt: Date;
+  /** True when the node was seen within the staleness limit given to `listNodes`. */
+  alive: boolean;
+  /** Pending queue entries under a lease of this node that has not expired. */
+  leasedEntries: number;
+}
+
 export interface Store {
   /** Create or upgrade the schema. Safe to call from several processes at once. */
   migrate(): Promise<void>;
@@ -230,4 +245,25 @@ export interface Store {
   // SRS database mode.
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void>;
   getSrsToken(token: string, now: Date): Promise<string | undefined>;
+
+  // Cluster coordination, added with the PostgreSQL backend. Optional: a single SQLite process
+  // has no other node, so the in-process limits and its own state are the whole truth.
+  /** Nodes seen claiming or renewing leases; a node is alive if seen within `staleAfterMs`. */
+  listNodes?(options?: { now?: Date; staleAfterMs?: number }): Promise<NodeStatus[]>;
+  /**
+   * Take one of `limit` delivery slots to `domain` shared by every node, or return undefined
+   * when all are taken. The returned function gives the slot back; a dead node's slots free
+   * themselves.
+   */
+  tryAcquireDestinationSlot?(
+    domain: string,
+    limit: number,
+  ): Promise<(() => Promise<void>) | undefined>;
+  /**
+   * Reserve the next message start to `domain` under a rate shared by every node, starts spaced
+   * evenly; resolves to the milliseconds to wait before starting (0 to start now).
+   */
+  reserveDestinationStart?(domain: string, ratePerMinute: number): Promise<number>;
+  /** Give back a reservation that was not used. */
+  cancelDestinationStart?(domain: string, ratePerMinute: number): Promise<void>;
 }
