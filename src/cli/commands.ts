@@ -5,10 +5,13 @@
 import type { Command } from 'commander';
 
 import { registerAliasCommands } from './alias.js';
+import { registerCampaignCommands } from './campaign.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDkimCommands } from './dkim.js';
 import { registerDnsCommands } from './dns.js';
 import { registerDomainCommands } from './domain.js';
+import { registerListCommands } from './list.js';
+import { registerOrgCommands } from './org.js';
 import { registerQueueCommands } from './queue.js';
 import { registerServeCommand } from './serve.js';
 import { registerSrsCommands } from './srs.js';
@@ -23,4 +26,7 @@ export function registerCommands(program: Command): void {
   registerSrsCommands(program);
   registerDkimCommands(program);
   registerDnsCommands(program);
+  registerOrgCommands(program);
+  registerListCommands(program);
+  registerCampaignCommands(program);
 }

@@ -221,8 +221,16 @@ export class DistributionService {
     });
   }
 
-  /** Writes the list as CSV (address, name, status, then every custom field seen per row). */
-  async exportCsv(principal: Principal, listId: number, output: Writable): Promise<number> {
+  /**
+   * Writes the list as CSV: address, name, status, the custom fields as JSON, creation time.
+   * `end: false` leaves the output open (standard output cannot be closed).
+   */
+  async exportCsv(
+    principal: Principal,
+    listId: number,
+    output: Writable,
+    options: { end?: boolean } = {},
+  ): Promise<number> {
     await this.getList(principal, listId);
     const db = this.db;
     let count = 0;
@@ -245,7 +253,7 @@ export class DistributionService {
       }
     }
     const columns = ['email', 'name', 'status', 'fields', 'created_at'];
-    await pipeline(rows(), stringify({ header: true, columns }), output);
+    await pipeline(rows(), stringify({ header: true, columns }), output, { end: options.end ?? true });
     return count;
   }
 
