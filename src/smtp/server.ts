@@ -65,11 +65,12 @@ export class GreetingServer extends SMTPServer {
     if (!onCommand) return;
     const handle = connection._onCommand.bind(connection);
     connection._onCommand = (command, callback) => {
-      // While TLS starts, smtp-server drops buffered lines unanswered; writing would break it.
+      // While TLS starts, smtp-server drops buffered lines without a reply, because writing
+      // to the socket then would break the handshake.
       if (!connection._upgrading) {
-        const refusal = onCommand(connection.session, command.toString('utf8'));
-        if (refusal) {
-          connection.send(refusal.responseCode, refusal.message);
+        const rejection = onCommand(connection.session, command.toString('utf8'));
+        if (rejection) {
+          connection.send(rejection.responseCode, rejection.message);
           callback?.();
           return;
         }

@@ -1,7 +1,7 @@
 /**
- * What the MX and submission listeners share: the per-client limits applied in the
- * smtp-server hooks, the `Received` field (RFC 5321 section 4.4), and the replies for content
- * that broke a limit. Each listener keeps its own policy in its own module.
+ * Session helpers the MX and submission listeners share: the per-client limits, the
+ * `Received` field (RFC 5321 section 4.4), the replies for content that broke a limit, and the
+ * graceful close. Each listener keeps its own policy in its own module.
  */
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
@@ -31,7 +31,7 @@ type Callback = (error?: Error | null) => void;
 /**
  * Connection and command limits per client address. `onConnect` and `onClose` go straight into
  * the smtp-server options, and `onCommand` into the command hook of `GreetingServer`, which
- * sees every command line of the session.
+ * runs for every command line of the session.
  */
 export class ClientGuard {
   private readonly connections: ConnectionLimiter;
@@ -75,7 +75,7 @@ export class ClientGuard {
   };
 }
 
-/** The verb of a command line, without its arguments (which may carry AUTH data). */
+/** Extracts the verb of a command line, without its arguments (which may carry AUTH data). */
 function commandName(line: string): string {
   return (line.split(' ')[0] ?? '').slice(0, 16).toUpperCase();
 }
@@ -99,7 +99,7 @@ export function toReplyError(
   return replyError(REPLIES.localError);
 }
 
-/** The reply for content that broke a limit. */
+/** Builds the reply for content that broke a limit. */
 export function contentError(
   verdict: Extract<ContentVerdict, { ok: false }>,
   limits: ContentLimits,
@@ -169,7 +169,7 @@ export function envelopeAddress(address: { address: string } | false | undefined
 /**
  * Closes a listener for shutdown: it stops accepting at once, sessions outside DATA get 421
  * (RFC 5321 section 3.8) and are closed, and sessions inside DATA finish their message first,
- * so every message a client was told 250 about is in the store. After `timeoutMs` smtp-server
+ * so every message that got a 250 reply is in the store. After `timeoutMs` smtp-server
  * closes whatever is left.
  */
 export async function closeGracefully(
