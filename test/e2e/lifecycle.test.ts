@@ -222,6 +222,9 @@ describe('queue commands on the stopped server', () => {
     const retried = await cli('queue', 'retry', queueId);
     expect(retried.code, retried.stderr).toBe(0);
     expect(retried.stdout).toBe('1 entry due now\n');
+    const noSelector = await cli('queue', 'retry');
+    expect(noSelector.code).toBe(2);
+    expect(noSelector.stderr).toContain('give exactly one of');
 
     const deleted = await cli('queue', 'delete', queueId);
     expect(deleted.stdout).toBe('1 entry deleted\n');
