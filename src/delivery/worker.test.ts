@@ -153,6 +153,14 @@ describe('startDeliveryWorkers', () => {
     const nextMx = harness.logLines.find((line) => line.status === 'next-mx');
     expect(nextMx?.relay).toBe('down.fallback.test[127.0.0.13]');
     expect(nextMx?.queueId).toBe(messageId);
+
+    // The refused address is skipped for the next message instead of being tried again.
+    const later = await enqueue(['erin@fallback.test']);
+    worker.notify();
+    await harness.mx2.waitForMessages(2);
+    await worker.idle();
+    expect((await entriesOf(later.messageId))[0]!.status).toBe('delivered');
+    expect(harness.logLines.filter((line) => line.status === 'next-mx')).toHaveLength(1);
   });
 
   it('defers on 4xx, then delivers on retry', async () => {

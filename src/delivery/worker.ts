@@ -75,6 +75,8 @@ const DEFAULT_MAX_SLEEP_MS = 30_000;
 /** Pause after an unexpected failure of the loop (a store error), so it does not spin. */
 const FAILURE_PAUSE_MS = 1_000;
 const SPIN_PAUSE_MS = 20;
+/** How long an address that failed to connect is skipped while other addresses remain. */
+const UNREACHABLE_MS = 30_000;
 
 export function startDeliveryWorkers(options: DeliveryWorkerOptions): DeliveryWorkers {
   const worker = new DeliveryWorker(options);
@@ -110,6 +112,8 @@ class DeliveryWorker {
   private renewTimer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
   private stopWaits = new Set<() => void>();
+  /** Addresses that failed to connect, with the time until which they are skipped. */
+  private readonly unreachable = new Map<string, number>();
 
   constructor(private readonly options: DeliveryWorkerOptions) {
     const { config } = options;
@@ -336,8 +340,8 @@ class DeliveryWorker {
       return transaction.entries.map((entry) => ({ entry, verdict, report }));
     }
 
-    const targets = await this.resolveTargets(mx, transaction.messageId);
-    if (targets.length === 0) {
+    const resolved = await this.resolveTargets(mx, transaction.messageId);
+    if (resolved.length === 0) {
       const verdict = decideHostLookupFailure(true);
       const names = mx.map((host) => host.exchange).join(', ');
       const report: StepReport = {
@@ -350,12 +354,14 @@ class DeliveryWorker {
     const policy: TlsPolicy = this.requireTls.has(transaction.domain)
       ? 'required'
       : 'opportunistic';
+    const targets = this.skipUnreachable(resolved);
     const results: EntryResult[] = [];
     let pending = transaction.entries;
     for (let index = 0; index < targets.length && pending.length > 0; index++) {
       const target = targets[index]!;
       const lastMx = index === targets.length - 1;
       const reports = await this.attempt(target, policy, transaction.sender, pending, body);
+      this.noteReachability(target, reports);
       const next: QueueEntry[] = [];
       for (const entry of pending) {
         const report = reports.get(entry.recipient) ?? { stage: 'data', reply: 'no report' };
@@ -373,6 +379,28 @@ class DeliveryWorker {
       pending = next;
     }
     return results;
+  }
+
+  /**
+   * Leaves out addresses that refused or timed out a connection in the last
+   * `UNREACHABLE_MS`, so a burst to a domain whose first MX is down does not wait for that
+   * host once per message. When every address is marked, all are tried: one may be back.
+   */
+  private skipUnreachable(targets: MxTarget[]): MxTarget[] {
+    const now = Date.now();
+    const reachable = targets.filter((target) => {
+      const until = this.unreachable.get(relayName(target));
+      return until === undefined || until <= now;
+    });
+    return reachable.length > 0 ? reachable : targets;
+  }
+
+  private noteReachability(target: MxTarget, reports: Map<string, StepReport>): void {
+    const failedToConnect = [...reports.values()].every(
+      (report) => report.stage === 'connect' && report.code === undefined,
+    );
+    if (failedToConnect) this.unreachable.set(relayName(target), Date.now() + UNREACHABLE_MS);
+    else this.unreachable.delete(relayName(target));
   }
 
   /** One session's try at the pending recipients; failures become reports, never throws. */
