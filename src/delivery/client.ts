@@ -251,8 +251,9 @@ export class ClientConnection {
       });
     }
     this.smtpUtf8Wanted = needsSmtpUtf8;
-    // NOTE: an 8-bit body goes to a host without 8BITMIME unchanged. RFC 6152 section 3 asks
-    // for a 7-bit conversion or a bounce instead, but a conversion would break DKIM signatures.
+    // NOTE: an 8-bit body goes to a host without 8BITMIME unchanged. The 8BITMIME extension
+    // (RFC 1426 section 3) requires a 7-bit conversion or a bounce, but a conversion would
+    // break DKIM signatures, and hosts without 8BITMIME have become rare.
 
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
@@ -382,7 +383,7 @@ function sameForAll(recipients: string[], report: StepReport): Map<string, StepR
   return new Map(recipients.map((recipient) => [recipient, report]));
 }
 
-/** Any octet above 127 makes the content 8-bit (RFC 6152). */
+/** Any octet above 127 makes the content 8-bit, which needs BODY=8BITMIME. */
 export function hasEightBit(body: Buffer): boolean {
   for (let i = 0; i < body.length; i++) {
     if (body[i]! > 0x7f) return true;
