@@ -30,6 +30,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 export interface PostgresCluster {
+  /** PID of the postmaster; the server's other processes are its children. */
+  pid: number;
   host: string;
   port: number;
   /** Superuser that owns every database of the cluster. */
@@ -154,6 +156,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   };
 
   return {
+    pid,
     host,
     port,
     user: USER,
