@@ -35,9 +35,17 @@ export function canonicalizeHeader(raw: Buffer, method: Canonicalization): Buffe
  * one SP, remove WSP at the end of the value and around the colon.
  */
 function relaxedHeader(raw: Buffer): Buffer {
-  const colon = raw.indexOf(COLON);
   const output = Buffer.allocUnsafe(raw.length + 2);
-  let written = 0;
+  return output.subarray(0, writeRelaxedHeader(raw, output, 0));
+}
+
+/**
+ * Writes the relaxed form of `raw`, with its CRLF, into `output` at `offset` and returns the
+ * offset after it. `output` needs `raw.length + 2` bytes of room: the form is never longer.
+ */
+export function writeRelaxedHeader(raw: Buffer, output: Buffer, offset: number): number {
+  const colon = raw.indexOf(COLON);
+  let written = offset;
   let nameEnd = colon;
   while (nameEnd > 0 && isWsp(raw[nameEnd - 1])) nameEnd--;
   for (let index = 0; index < nameEnd; index++) {
@@ -61,7 +69,7 @@ function relaxedHeader(raw: Buffer): Buffer {
   }
   output[written++] = CR;
   output[written++] = LF;
-  return output.subarray(0, written);
+  return written;
 }
 
 /**

@@ -4,7 +4,7 @@
  * DKIM-Signature field itself with an empty `b=` and without its final CRLF.
  */
 import type { HeaderField } from '../message/index.js';
-import { canonicalizeHeader } from './canonicalize.js';
+import { writeRelaxedHeader } from './canonicalize.js';
 import type { Canonicalization } from './types.js';
 
 /**
@@ -17,17 +17,24 @@ export function headerData(
   method: Canonicalization,
   signatureField: Buffer,
 ): Buffer {
-  const parts: Buffer[] = [];
+  const selected: Buffer[] = [];
   const used = new Map<string, number>();
   for (const name of signedHeaders) {
     const key = name.toLowerCase();
-    const field = pickFromBottom(fields, key, used.get(key) ?? 0);
-    used.set(key, (used.get(key) ?? 0) + 1);
-    if (field !== undefined) parts.push(canonicalizeHeader(field.raw, method));
+    const skip = used.get(key) ?? 0;
+    const field = pickFromBottom(fields, key, skip);
+    used.set(key, skip + 1);
+    if (field !== undefined) selected.push(field.raw);
   }
-  const signature = canonicalizeHeader(signatureField, method);
-  parts.push(stripFinalCrlf(signature));
-  return Buffer.concat(parts);
+  selected.push(signatureField);
+  if (method === 'simple') return stripFinalCrlf(Buffer.concat(selected));
+  // Relaxed forms are never longer than the raw field plus CRLF, so one buffer holds them all.
+  let capacity = 0;
+  for (const raw of selected) capacity += raw.length + 2;
+  const output = Buffer.allocUnsafe(capacity);
+  let offset = 0;
+  for (const raw of selected) offset = writeRelaxedHeader(raw, output, offset);
+  return stripFinalCrlf(output.subarray(0, offset));
 }
 
 /** Returns the `skip`-th field named `key` counting from the bottom, or undefined. */

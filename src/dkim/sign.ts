@@ -29,7 +29,7 @@ import type { Canonicalization, DkimAlgorithm, SignatureOptions, SignOptions } f
  * fields of RFC 5322 section 3.6, the MIME fields, and the list fields of RFC 2369, RFC 2919 and
  * RFC 8058.
  */
-export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
+export const DEFAULT_SIGNED_HEADERS: readonly string[] = Object.freeze([
   'from',
   'sender',
   'reply-to',
@@ -61,13 +61,13 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
   'list-owner',
   'list-archive',
   'feedback-id',
-];
+]);
 
 /**
  * Header fields signed once more than they occur, so that adding one in transit breaks the
  * signature. RFC 8058 section 4 requires List-Unsubscribe-Post to be signed.
  */
-export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = Object.freeze([
   'from',
   'subject',
   'to',
@@ -78,7 +78,7 @@ export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
   'content-type',
   'list-unsubscribe',
   'list-unsubscribe-post',
-];
+]);
 
 /** The largest header section a signer buffers while it looks for the end of the header. */
 export const MAX_HEADER_BYTES = 1024 * 1024;
@@ -210,19 +210,17 @@ export function selectSignedHeaders(
   return selected;
 }
 
-/** Lower-cased, de-duplicated name lists by their joined text; a few distinct lists in use. */
-const uniqueNames = new Map<string, string[]>();
+/** The default lists, lower-cased and de-duplicated once; other lists are processed per call. */
+const UNIQUE_DEFAULTS = new Map<readonly string[], string[]>();
 
 function unique(names: readonly string[]): string[] {
-  const key = names.join(':');
-  let result = uniqueNames.get(key);
-  if (result === undefined) {
-    result = [...new Set(names.map((name) => name.toLowerCase()))];
-    if (uniqueNames.size >= 256) uniqueNames.clear();
-    uniqueNames.set(key, result);
-  }
-  return result;
+  const cached = UNIQUE_DEFAULTS.get(names);
+  if (cached !== undefined) return cached;
+  return [...new Set(names.map((name) => name.toLowerCase()))];
 }
+
+UNIQUE_DEFAULTS.set(DEFAULT_SIGNED_HEADERS, [...new Set(DEFAULT_SIGNED_HEADERS)]);
+UNIQUE_DEFAULTS.set(DEFAULT_OVERSIGNED_HEADERS, [...new Set(DEFAULT_OVERSIGNED_HEADERS)]);
 
 /** The hash state of one body canonicalization. */
 interface BodyHashState {
