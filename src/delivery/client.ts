@@ -242,7 +242,7 @@ export class ClientConnection {
 
     const needsSmtpUtf8 = requiresSmtpUtf8(message);
     if (needsSmtpUtf8 && !this.hasExtension('SMTPUTF8')) {
-      // RFC 6531 section 3.2: without SMTPUTF8 at the server such a message cannot be sent.
+      // RFC 6531: without SMTPUTF8 at the server such a message must not be sent.
       return sameForAll(message.to, {
         stage: 'mail',
         code: 554,
@@ -253,7 +253,7 @@ export class ClientConnection {
     this.smtpUtf8Wanted = needsSmtpUtf8;
     // NOTE: an 8-bit body goes to a host without 8BITMIME unchanged. The 8BITMIME extension
     // (RFC 1426 section 3) requires a 7-bit conversion or a bounce, but a conversion would
-    // break DKIM signatures, and hosts without 8BITMIME have become rare.
+    // break DKIM signatures.
 
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
@@ -338,7 +338,7 @@ export class ClientConnection {
       return sameForAll(recipients, { stage: 'data', ...parsed, reply: reply ?? error.message });
     }
     if (error.code === 'EMESSAGE' && error.command === 'MAIL FROM') {
-      // The host's SIZE limit is below the message size (RFC 1870 section 6).
+      // The host's SIZE limit (RFC 1870) is below the message size.
       return sameForAll(recipients, {
         stage: 'mail',
         code: 552,
@@ -391,7 +391,7 @@ export function hasEightBit(body: Buffer): boolean {
   return false;
 }
 
-/** RFC 6531 section 3.4: UTF-8 in an envelope address or in the header section needs SMTPUTF8. */
+/** RFC 6531: UTF-8 in an envelope address or in the header section needs SMTPUTF8. */
 export function requiresSmtpUtf8(message: OutboundMessage): boolean {
   const nonAscii = (text: string): boolean => Buffer.byteLength(text) !== text.length;
   if (nonAscii(message.from) || message.to.some(nonAscii)) return true;

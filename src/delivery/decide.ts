@@ -15,8 +15,8 @@
  *   problem rather than a judgement on the message) and 552 to RCPT, which RFC 5321 section
  *   4.5.3.1.10 says clients should treat as 452 (too many recipients).
  *
- * The class of the reply code wins over a disagreeing enhanced status code (RFC 3463 section 2
- * requires them to agree), so `550 4.2.0` bounces with DSN `5.2.0`.
+ * The class of the reply code wins over a disagreeing enhanced status code, because the reply
+ * code is what RFC 5321 defines the client's action by, so `550 4.2.0` bounces with `5.2.0`.
  */
 import type { DnsError } from '../dns/index.js';
 
@@ -79,7 +79,7 @@ export function decide(outcome: StepOutcome): Verdict {
 
 /**
  * Decides a failed MX lookup of the recipient domain. A domain that does not exist or has a
- * null MX (RFC 7505 section 4.2 assigns `5.1.10`) bounces; a server failure or timeout defers.
+ * null MX (RFC 7505 assigns `5.1.10`) bounces; a server failure or timeout defers.
  */
 export function decideDnsFailure(error: DnsError): Verdict {
   switch (error.code) {

@@ -80,7 +80,7 @@ export function attemptOutcome(
   if (retry.kind === 'retry') {
     return { status: 'deferred', reply, mx, dsn: verdict.dsn, nextAttemptAt: retry.at };
   }
-  // RFC 3464 section 2.3.4: an expired message keeps the transient status it last had.
+  // The DSN of an expired message reports the transient status of its last attempt.
   return {
     status: 'failed',
     reply: `message expired in the queue; last reply: ${reply}`,

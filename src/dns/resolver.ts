@@ -125,7 +125,8 @@ export class Resolver implements MailResolver {
     }
 
     if (isNullMx(records)) throw new DnsError('NULL_MX', name, 'MX');
-    // RFC 7505 section 3: a null MX mixed with real ones is a misconfiguration; use the real ones.
+    // RFC 7505 section 3 forbids a null MX beside other MX records. If a domain has both, the
+    // real ones are used.
     const usable = records.filter((record) => normalizeHost(record.exchange) !== '');
     return orderByPreference(usable).map((record) => ({
       exchange: normalizeHost(record.exchange),
