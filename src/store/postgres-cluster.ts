@@ -1,7 +1,7 @@
 /**
  * Tables that only a cluster needs: node heartbeats, and the shared schedule of message starts
- * per destination that makes `delivery.perDomainRatePerMinute` hold across nodes. They are
- * PostgreSQL's alone because one SQLite process has nobody to coordinate with. Their versions
+ * per destination that makes `delivery.perDomainRatePerMinute` hold across nodes. Only the
+ * PostgreSQL backend creates them, because a single SQLite process has no other node. Their versions
  * start at 1001 in the same `schema_migrations` table, so they never collide with the shared
  * migrations of `migrations.ts`, which both backends number from 1.
  *

@@ -13,8 +13,8 @@
  *   (`LeaseLostError` otherwise).
  *
  * Delivery is at least once. A node that crashes after the receiving server accepted a message
- * and before its `completeAttempt` committed leaves the entry leased to itself, and another node
- * delivers it again when the lease expires: that interval, one SMTP reply plus one round trip
+ * and before its `completeAttempt` committed leaves the entry leased to itself, so another node
+ * delivers it again when the lease expires. That interval, one SMTP reply plus one round trip
  * to the database, is the window in which a crash duplicates a message. A node that stalls
  * for longer than `delivery.leaseTime` without renewing can also lose its lease while the
  * remote server is still reading the message; its late `completeAttempt` then fails with
@@ -72,9 +72,9 @@ export interface PostgresStoreOptions {
   /** Connections in the pool (10 when omitted); concurrent enqueues use one each. */
   maxConnections?: number;
   /**
-   * Called when an idle pooled connection fails (the server restarted, for example). The pool
-   * drops that connection and opens a new one on the next query; without a handler the error
-   * is ignored, because every query in progress reports its own failure.
+   * Handler for errors of idle connections (the server restarted, for example). The pool drops
+   * such a connection and opens a new one for the next query. Without a handler these errors
+   * are ignored, because every query in progress reports its own failure.
    */
   onError?: (error: Error) => void;
 }

@@ -109,7 +109,7 @@ async function startCluster(): Promise<{ url: string; a: HeraldInstance; b: Hera
 
 /**
  * Sends `count` messages with smtp-source over 5 sessions and resolves with the queue ids of
- * the messages that got a 250 at the end of data. `onAccepted` sees the running count.
+ * the messages that got a 250 at the end of data. `onAccepted` receives the running count.
  */
 function sendMessages(
   port: number,
@@ -163,7 +163,7 @@ async function waitForEmptyQueue(store: PostgresStore, timeoutMs: number): Promi
   }
 }
 
-/** How many times each Message-ID arrived at the sink. */
+/** Count the arrivals at the sink of each Message-ID. */
 function arrivals(): Map<string, number> {
   const counts = new Map<string, number>();
   for (const message of sink.messages) {
