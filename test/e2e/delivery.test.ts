@@ -1,6 +1,6 @@
 /**
  * Delivery end to end, from submission to the receivers' MX hosts named by a loopback DNS
- * server: a deferral then success, a permanent failure answered with a DSN, a null MX, fallback
+ * server: a deferral then success, a permanent failure that returns a DSN, a null MX, fallback
  * to the second MX when the first is down, and STARTTLS with a receiver whose certificate is
  * self-signed (the sink offers STARTTLS with one, so every delivery here crosses it).
  */
@@ -64,7 +64,7 @@ async function messageTo(recipient: string, timeoutMs = 20_000): Promise<Receive
   throw new Error(`no message to ${recipient} within ${timeoutMs} ms`);
 }
 
-/** The queue entries for one recipient, through the REST API. */
+/** Lists the queue entries of one recipient through the REST API. */
 async function entriesFor(recipient: string) {
   const domain = recipient.split('@')[1]!;
   const listed = await herald.api('GET', `/api/queue?domain=${domain}`);

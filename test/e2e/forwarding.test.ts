@@ -1,8 +1,8 @@
 /**
- * Forwarding end to end: a message signed by dkimpy goes to an alias of a hosted domain and
- * reaches the target's MX with an SRS envelope sender and the author's signature intact; a
- * bounce to that SRS address travels back to the original sender; relays, forged SRS
- * addresses and unknown or disabled recipients are rejected at RCPT.
+ * Forwarding end to end. A message signed by dkimpy goes to an alias of a hosted domain and
+ * reaches the target's MX with an SRS envelope sender and the author's signature intact. A
+ * bounce to that SRS address travels back to the original sender. Relays, forged SRS addresses
+ * and unknown or disabled recipients are rejected at RCPT.
  */
 import { generateKeyPairSync } from 'node:crypto';
 

@@ -30,14 +30,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /**
- * A parsed JSON answer or log line. The tests check its shape with assertions, which report a
+ * A parsed JSON response or log line. The tests check its shape with assertions, which report a
  * mismatch better than a type would, so it is left untyped.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
 export interface HeraldOptions {
-  /** DNS server `127.0.0.1:PORT` the resolver asks. */
+  /** DNS server `127.0.0.1:PORT` the resolver queries. */
   dnsAddress: string;
   /** Port every MX host is reached on (`delivery.port`). */
   deliveryPort: number;
@@ -102,7 +102,7 @@ export async function writeConfig(dataDir: string, options: HeraldOptions) {
   return { configPath, mxPort, submissionPort, httpPort };
 }
 
-/** Starts `herald serve` and resolves once its HTTP listener answers `/healthz`. */
+/** Starts `herald serve` and resolves once `/healthz` responds 200. */
 export async function startHerald(options: HeraldOptions): Promise<HeraldInstance> {
   const dataDir = options.dataDir ?? makeDataDir();
   const { configPath, mxPort, submissionPort, httpPort } = await writeConfig(dataDir, options);

@@ -1,7 +1,7 @@
 /**
- * No loss across a crash: smtp-source sends 2,000 messages to a catch-all alias, the server is
- * killed with SIGKILL in the middle of the stream, restarted on the same data directory, and
- * every message that received a 250 after DATA must reach Postfix's smtp-sink. Messages are
+ * No loss across a crash: smtp-source sends 2,000 messages to a catch-all alias, and the server
+ * is killed with SIGKILL in the middle of the stream and restarted on the same data directory.
+ * Every message that received a 250 after DATA must then reach Postfix's smtp-sink. Messages are
  * matched by the Message-ID smtp-source writes into each one; duplicates are allowed (a
  * delivery cut off before its verdict was stored is delivered again), losses are not.
  */
@@ -170,7 +170,8 @@ describe('crash safety', () => {
     for (const queueId of deliveredIds) {
       const shown = await restarted.api('GET', `/api/queue/${queueId}?body=1`);
       const messageId = /^Message-Id: (<[^>]+>)/im.exec(String(shown.body.body))?.[1];
-      expect(messageId && sinkIds.has(messageId), `${queueId} ${messageId}`).toBe(true);
+      expect(messageId, `Message-Id of ${queueId}`).toBeDefined();
+      expect(sinkIds.has(messageId!), `${queueId} ${messageId} at the sink`).toBe(true);
     }
   });
 });

@@ -21,7 +21,7 @@ export function swaks(args: string[], input?: string): Promise<CommandResult> {
   return runCommand(SWAKS, ['--timeout', '20', ...args], input);
 }
 
-/** The code of the first error reply swaks printed (`<** `, or `<~* ` inside TLS), if any. */
+/** Returns the code of the first error reply swaks printed (`<** `, or `<~* ` inside TLS). */
 export function rejectionCode(output: string): number | undefined {
   const match = /^<(?:\*\*|~\*) +(\d{3})[ -]/m.exec(output);
   return match ? Number(match[1]) : undefined;

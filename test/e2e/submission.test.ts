@@ -76,7 +76,7 @@ beforeAll(async () => {
   });
   expect(credential.status, JSON.stringify(credential.body)).toBe(201);
 
-  // The test zone publishes exactly what Herald told the operator to publish.
+  // The test zone publishes exactly the records Herald returned for the operator to publish.
   dns.set([
     { name: 'dest.test', type: 'MX', priority: 10, exchange: 'mx.dest.test' },
     { name: 'mx.dest.test', type: 'A', address: SINK_HOST },
