@@ -3,9 +3,9 @@
  *
  *   npx tsx bench/dkim.ts
  *
- * Single core, 2 KiB and 100 KiB messages, relaxed/relaxed: Herald's signer against the raw
- * RSA-2048 and Ed25519 sign rate of Node's crypto (the floor of any signer), against dkimpy
- * (Debian's /usr/bin/python3, timed inside Python) and against mailauth 4, a Node DKIM library.
+ * Single core, 2 KiB and 100 KiB messages, relaxed/relaxed. Herald's signer runs against the raw
+ * RSA-2048 and Ed25519 sign rate of Node's crypto, the floor of any signer. It also runs against
+ * dkimpy (Debian's /usr/bin/python3, timed inside Python) and mailauth 4, a Node DKIM library.
  * Then batch signing on a worker pool against one core, and verification of 10,000 messages
  * with an in-memory key cache. Every figure is the median of several rounds; the ratios compare
  * figures from the same rounds. Single-core rates count calls per CPU second of the process,
@@ -33,7 +33,7 @@ const { dkimSign } = require('mailauth/lib/dkim/sign') as {
   dkimSign: (message: Buffer, options: object) => Promise<{ signatures: string }>;
 };
 
-/** A message of `size` bytes: typical headers and a text body of 72-column lines. */
+/** Builds a message of `size` bytes: typical headers and a text body of 72-column lines. */
 function makeMessage(size: number, serial = 0): Buffer {
   const header =
     'From: "Example News" <news@example.com>\r\nTo: subscriber@example.net\r\n' +
@@ -100,7 +100,7 @@ const rsaPem = rsa.export({ format: 'pem', type: 'pkcs8' }).toString();
 const edPem = ed25519.export({ format: 'pem', type: 'pkcs8' }).toString();
 const time = new Date('2026-12-03T23:00:00Z');
 
-/** What the RSA or Ed25519 operation signs inside a DKIM signer: about 700 bytes of header data. */
+/** Stand-in for the header data that a DKIM signer signs: about 700 bytes. */
 const HEADER_DATA = makeMessage(700);
 
 function heraldOptions(key: KeyObject) {

@@ -19,7 +19,7 @@ const CRLF = Buffer.from('\r\n');
 const SPACE_CR = Buffer.from(' \r');
 const EMPTY = Buffer.alloc(0);
 
-/** Where canonical bytes go: a `Hash`, or anything else with `update`. */
+/** The destination of canonical bytes: a `Hash`, or anything else with `update`. */
 export interface CanonicalSink {
   update(data: Buffer): unknown;
 }
@@ -185,7 +185,7 @@ export class BodyCanonicalizer {
 
 const CRLF_BLOCK = Buffer.from('\r\n'.repeat(512));
 
-/** The smaller of two positions that lies before `end`; -1 when neither does. */
+/** Returns the smaller of two positions before `end`, or -1 when neither is before it. */
 function earliest(a: number, b: number, end: number): number {
   const aValid = a >= 0 && a < end;
   const bValid = b >= 0 && b < end;

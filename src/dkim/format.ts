@@ -20,7 +20,7 @@ export interface SignatureTags {
 }
 
 /**
- * Formats the field up to the line that holds `b=`: `DKIM-Signature: v=1; ...; bh=...;`,
+ * Formats the field up to the line that contains `b=`: `DKIM-Signature: v=1; ...; bh=...;`,
  * without a final CRLF. `withSignatureValue` completes it.
  */
 export function formatSignatureTags(tags: SignatureTags): string {

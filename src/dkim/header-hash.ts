@@ -1,7 +1,7 @@
 /**
- * The data a DKIM signature covers (RFC 6376 section 3.7): the signed header fields, chosen
- * from the bottom of the header up when a name occurs several times (section 5.4.2), then the
- * DKIM-Signature field itself with an empty `b=` and without its final CRLF.
+ * The data a DKIM signature covers (RFC 6376 section 3.7). It is the signed header fields, chosen
+ * from the bottom of the header up when a name occurs several times (section 5.4.2). The
+ * DKIM-Signature field itself follows, with an empty `b=` and without its final CRLF.
  */
 import type { HeaderField } from '../message/index.js';
 import { writeRelaxedHeader } from './canonicalize.js';
@@ -28,7 +28,7 @@ export function headerData(
   }
   selected.push(signatureField);
   if (method === 'simple') return stripFinalCrlf(Buffer.concat(selected));
-  // Relaxed forms are never longer than the raw field plus CRLF, so one buffer holds them all.
+  // Relaxed forms are never longer than the raw field plus CRLF, so one buffer has room for them all.
   let capacity = 0;
   for (const raw of selected) capacity += raw.length + 2;
   const output = Buffer.allocUnsafe(capacity);

@@ -1,7 +1,7 @@
 /**
  * A pool of worker threads that sign messages, so bulk sending uses every core: RSA signing is
  * the cost of sending a campaign. Each private key crosses to the workers once, the first time
- * it is used, and is kept there by id; afterwards a message travels with the id alone.
+ * it is used, and is kept there by id. After that, a message travels with the id alone.
  * Messages cross as copies and signed messages come back as transferred buffers.
  */
 import { type KeyObject } from 'node:crypto';

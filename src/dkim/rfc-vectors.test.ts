@@ -22,7 +22,7 @@ async function rfcLookup(): Promise<(name: string) => Promise<string[][]>> {
 }
 
 /**
- * A signature field value as relaxed canonicalization sees it (FWS runs collapsed), with the
+ * A signature field value as relaxed canonicalization reads it (FWS runs collapsed), with the
  * FWS inside `b=` removed, because a signer may fold the base64 anywhere.
  */
 function relaxedValue(value: string): string {

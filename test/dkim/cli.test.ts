@@ -29,7 +29,8 @@ function herald(args: string[], input?: string): Promise<Outcome> {
       ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'dkim', ...args],
       { cwd: ROOT, timeout: 30_000 },
       (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        let code = 0;
+        if (error !== null) code = typeof error.code === 'number' ? error.code : 1;
         resolve({ code, stdout, stderr });
       },
     );

@@ -227,7 +227,7 @@ function isOpendkimQuirk(file: SignedFile): boolean {
   return OPENDKIM_TEST_MODE_QUIRKS.has(`${file.message.name} ${file.canonicalization}`);
 }
 
-/** An OpenDKIM report without the file name, so reports on two files compare. */
+/** Strips the file name from an OpenDKIM report, so reports on two files compare. */
 function verdictOf(report: string): string {
   return report.replace(/^opendkim: [^:]+: /, '').replace(/\(s=\S+ d=/, '(d=');
 }
