@@ -187,9 +187,9 @@ describe('unsubscribe pages', () => {
   });
 
   it('rejects a forged token', async () => {
-    const subscriber = (await harness.service.addSubscriber(ADMIN, listA, {
+    const subscriber = await harness.service.addSubscriber(ADMIN, listA, {
       address: 'dan@example.net',
-    }));
+    });
     const forged = `${campaignA.toString(36)}.${subscriber.id.toString(36)}.0123456789abcdef0123`;
     expect((await fetch(`${base}/u/${forged}`)).status).toBe(404);
     const post = await fetch(`${base}/u/${forged}`, {
