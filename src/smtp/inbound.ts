@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { SMTPServer, SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 
-import { createKeyCache, signMessage } from '../dkim/index.js';
+import { createKeyCache } from '../dkim/index.js';
 import {
   cacheTxtLookup,
   checkArrival,
@@ -46,7 +46,13 @@ import {
   toReplyError,
   type ListenerLimits,
 } from './session.js';
-import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
+import {
+  IN_PROCESS_SIGNER,
+  type DkimKeySource,
+  type EnqueuedListener,
+  type MessageSigner,
+  type TlsOptions,
+} from './types.js';
 
 export interface InboundOptions {
   store: Store;
@@ -58,6 +64,8 @@ export interface InboundOptions {
   dkimKeys: DkimKeySource;
   lookupTxt: TxtLookup;
   onEnqueued?: EnqueuedListener;
+  /** Signs the copies whose From is rewritten; in process when absent. */
+  signer?: MessageSigner;
   /** Messages per hour accepted for one SRS address from a non-null sender (auto-replies). */
   srsRepliesPerHour?: number;
 }
@@ -317,7 +325,7 @@ export class InboundListener {
             : `${route.alias.localPart}@${route.domain.name}`;
         variant =
           rewritten.get(aliasAddress) ??
-          this.rewrittenVariant(message, aliasAddress, route.domain.name);
+          (await this.rewrittenVariant(message, aliasAddress, route.domain.name));
         rewritten.set(aliasAddress, variant);
       }
       for (const target of route.targets) {
@@ -331,7 +339,11 @@ export class InboundListener {
       .filter((variant) => variant.recipients.length > 0);
   }
 
-  private rewrittenVariant(message: Buffer, aliasAddress: string, domain: string): Variant {
+  private async rewrittenVariant(
+    message: Buffer,
+    aliasAddress: string,
+    domain: string,
+  ): Promise<Variant> {
     const rewritten = rewriteFrom(message, aliasAddress) ?? message;
     const signatures = this.options.dkimKeys.signaturesFor(domain);
     if (signatures.length === 0) {
@@ -341,7 +353,8 @@ export class InboundListener {
       );
       return { body: rewritten, recipients: [] };
     }
-    return { body: signMessage(rewritten, { signatures }), recipients: [] };
+    const signer = this.options.signer ?? IN_PROCESS_SIGNER;
+    return { body: await signer.sign(rewritten, { signatures }), recipients: [] };
   }
 
   /**

@@ -15,14 +15,21 @@ import { InboundListener } from './inbound.js';
 import type { ListenerLimits } from './session.js';
 import { SubmissionListener } from './submission.js';
 import { loadTlsMaterial } from './tls.js';
-import type { DkimKeySource, EnqueuedListener } from './types.js';
+import type { DkimKeySource, EnqueuedListener, MessageSigner } from './types.js';
 
 export { InboundListener, DEFAULT_SRS_REPLIES_PER_HOUR, type InboundOptions } from './inbound.js';
 export { SubmissionListener, type SubmissionOptions, type SubmissionUser } from './submission.js';
 export { loadTlsMaterial, type TlsMaterial, type TlsSettings } from './tls.js';
 export { REPLIES, SmtpReplyError } from './replies.js';
 export type { ListenerLimits } from './session.js';
-export type { DkimKeySource, EnqueuedListener, EnqueuedMessage, TlsOptions } from './types.js';
+export {
+  IN_PROCESS_SIGNER,
+  type DkimKeySource,
+  type EnqueuedListener,
+  type EnqueuedMessage,
+  type MessageSigner,
+  type TlsOptions,
+} from './types.js';
 
 export interface SmtpListenerOptions {
   store: Store;
@@ -33,6 +40,11 @@ export interface SmtpListenerOptions {
   /** The resolver for DKIM keys and DMARC records; Herald's DNS resolver fits. */
   resolver: { resolveTxt: TxtLookup };
   onEnqueued?: EnqueuedListener;
+  /**
+   * Signs submitted messages and From-rewritten forwards. Pass a `createSigningPool` pool to
+   * sign on other cores; signing runs in process when absent.
+   */
+  signer?: MessageSigner;
 }
 
 export interface BoundAddress {
@@ -82,6 +94,7 @@ export async function startSmtpListeners(options: SmtpListenerOptions): Promise<
     tls: { cert: tls.cert, key: tls.key },
     dkimKeys: options.dkimKeys,
     onEnqueued: options.onEnqueued,
+    signer: options.signer,
   };
   const inbound = new InboundListener({
     ...common,

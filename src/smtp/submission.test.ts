@@ -16,11 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadConfig } from '../config/index.js';
 import {
+  createSigningPool,
   createZoneLookup,
   dkimRecordValue,
   parseZoneFile,
   verifyMessage,
   zoneFileRecord,
+  type SigningPool,
 } from '../dkim/index.js';
 import { hashPassword } from '../domains/password.js';
 import { getHeader, parseHeaderFields, splitMessage } from '../message/index.js';
@@ -93,6 +95,29 @@ async function plainSession(commands: string[]): Promise<string[]> {
   return replies;
 }
 
+/** Starts the listeners on free loopback ports, signing with `signer` when given. */
+async function startListeners(signer?: SigningPool): Promise<SmtpListeners> {
+  const config = loadConfig(undefined, {});
+  config.hostname = 'submit.herald.test';
+  config.dataDir = dataDir;
+  config.smtp.mx = { host: '127.0.0.1', port: 0 };
+  config.smtp.submission = { host: '127.0.0.1', port: 0 };
+  return startSmtpListeners({
+    store,
+    config,
+    logger: pino({ level: 'silent' }),
+    srs: new SrsRewriter({ domain: 'srs.herald.test', secrets: ['unused'] }),
+    dkimKeys: {
+      signaturesFor: (name) =>
+        name === 'sender.test' ? keys.map((key) => ({ domain: 'sender.test', ...key })) : [],
+    },
+    resolver: {
+      resolveTxt: () => Promise.reject(Object.assign(new Error('no DNS'), { code: 'ENOTFOUND' })),
+    },
+    signer,
+  });
+}
+
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'herald-submission-'));
   store = await openStore({ url: `sqlite:${join(dataDir, 'herald.sqlite')}` });
@@ -113,24 +138,7 @@ beforeAll(async () => {
     .map((key) => zoneFileRecord(key.selector, 'sender.test', dkimRecordValue(key.privateKey)))
     .join('\n');
 
-  const config = loadConfig(undefined, {});
-  config.hostname = 'submit.herald.test';
-  config.dataDir = dataDir;
-  config.smtp.mx = { host: '127.0.0.1', port: 0 };
-  config.smtp.submission = { host: '127.0.0.1', port: 0 };
-  listeners = await startSmtpListeners({
-    store,
-    config,
-    logger: pino({ level: 'silent' }),
-    srs: new SrsRewriter({ domain: 'srs.herald.test', secrets: ['unused'] }),
-    dkimKeys: {
-      signaturesFor: (name) =>
-        name === 'sender.test' ? keys.map((key) => ({ domain: 'sender.test', ...key })) : [],
-    },
-    resolver: {
-      resolveTxt: () => Promise.reject(Object.assign(new Error('no DNS'), { code: 'ENOTFOUND' })),
-    },
-  });
+  listeners = await startListeners();
 });
 
 afterAll(async () => {
@@ -273,6 +281,42 @@ describe('submission after STARTTLS', () => {
       'r1:pass',
     ]);
     expect(await dkimpyVerifies(body, zone)).toBe(true);
+  });
+});
+
+describe('submission with a signing pool', () => {
+  let pool: SigningPool;
+  let pooled: SmtpListeners;
+
+  beforeAll(async () => {
+    pool = createSigningPool({ size: 1 });
+    pooled = await startListeners(pool);
+  });
+
+  afterAll(async () => {
+    await pooled?.close(1000);
+    await pool?.close();
+  });
+
+  it('signs in a worker thread', async () => {
+    const { stdout } = await execFileAsync('/usr/bin/swaks', [
+      '--server',
+      `127.0.0.1:${pooled.submission.port}`,
+      '--helo',
+      'client.test',
+      ...AUTH,
+      '--from',
+      'alice@sender.test',
+      '--to',
+      'bob@dest.test',
+      '--header',
+      'From: alice@sender.test',
+    ]);
+    const id = /<~\s+250 2\.0\.0 Ok: queued as (\S+)/.exec(stdout)?.[1];
+    expect(id).toBeDefined();
+    const body = (await store.getMessageBody(id!))!;
+    const results = await verifyMessage(body, { lookupTxt: createZoneLookup(parseZoneFile(zone)) });
+    expect(results.map((entry) => entry.result)).toEqual(['pass', 'pass']);
   });
 });
 

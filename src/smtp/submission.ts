@@ -16,7 +16,6 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 
-import { signMessage } from '../dkim/index.js';
 import { verifyPassword } from '../domains/password.js';
 import { fromDomains } from '../forwarding/index.js';
 import { delaySince, messageLogger } from '../log/index.js';
@@ -41,7 +40,13 @@ import {
   toReplyError,
   type ListenerLimits,
 } from './session.js';
-import type { DkimKeySource, EnqueuedListener, TlsOptions } from './types.js';
+import {
+  IN_PROCESS_SIGNER,
+  type DkimKeySource,
+  type EnqueuedListener,
+  type MessageSigner,
+  type TlsOptions,
+} from './types.js';
 
 export interface SubmissionOptions {
   store: Store;
@@ -51,6 +56,8 @@ export interface SubmissionOptions {
   tls: TlsOptions;
   dkimKeys: DkimKeySource;
   onEnqueued?: EnqueuedListener;
+  /** Signs submitted messages; in process when absent. */
+  signer?: MessageSigner;
 }
 
 /** The authenticated user of a session: a credential and the domain it may send as. */
@@ -226,7 +233,8 @@ export class SubmissionListener {
     ]);
     const signatures = this.options.dkimKeys.signaturesFor(user.domain);
     if (signatures.length > 0) {
-      message = signMessage(message, { signatures, time: now });
+      const signer = this.options.signer ?? IN_PROCESS_SIGNER;
+      message = await signer.sign(message, { signatures, time: now });
     } else {
       this.options.logger.warn({ domain: user.domain }, 'message not signed: no active DKIM key');
     }

@@ -1,5 +1,5 @@
 /** Types the SMTP listeners share with the server that starts them. */
-import type { SignatureOptions } from '../dkim/index.js';
+import { signMessage, type SignatureOptions, type SignOptions } from '../dkim/index.js';
 import type { MessageOrigin } from '../store/types.js';
 
 /**
@@ -10,6 +10,19 @@ export interface DkimKeySource {
   /** Active keys of a domain (any case); empty when it has none. */
   signaturesFor(domain: string): readonly SignatureOptions[];
 }
+
+/**
+ * Where DKIM signatures are computed: in process by default, or a worker pool of the DKIM
+ * engine (`createSigningPool`), which moves RSA signing off the thread that serves SMTP.
+ */
+export interface MessageSigner {
+  sign(message: Buffer, options: SignOptions): Promise<Buffer>;
+}
+
+/** Signs in the calling thread with `signMessage`. */
+export const IN_PROCESS_SIGNER: MessageSigner = {
+  sign: (message, options) => Promise.resolve(signMessage(message, options)),
+};
 
 /** A message just committed to the queue. */
 export interface EnqueuedMessage {
