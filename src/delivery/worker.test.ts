@@ -299,6 +299,19 @@ describe('startDeliveryWorkers', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
   });
 
+  it('keeps a slow domain from blocking others', async () => {
+    // Two global slots, one per domain: mail for origin.test must not wait behind the queue
+    // of single.test, whose receiver takes 500 ms per message.
+    harness.mx1.reply.dataDelayMs = 500;
+    const worker = harness.start({ concurrency: 2, perDomainConcurrency: 1 });
+    for (let i = 0; i < 3; i++) await enqueue([`user${i}@single.test`]);
+    await enqueue(['alice@origin.test']);
+    worker.notify();
+    await harness.mx2.waitForMessages(1);
+    expect(harness.mx1.messages).toHaveLength(0);
+    await harness.mx1.waitForMessages(3);
+  });
+
   it('renews the lease of a slow delivery', async () => {
     // The sink takes 2.5 s to accept while the lease is 1.5 s: without renewal the second
     // worker would claim the entry and deliver it again.

@@ -293,10 +293,13 @@ class DeliveryWorker {
     bodyPromise: Promise<Buffer | undefined>,
     mxPromise: Promise<MxHost[] | DnsError>,
   ): Promise<void> {
-    const releaseSlot = await this.slots.acquire();
+    // The domain's turn comes first, so transactions queued for a busy or rate-limited domain
+    // do not hold global slots that other domains could use.
     const releaseDomain = await this.limiter.acquire(transaction.domain);
+    let releaseSlot: (() => void) | undefined;
     try {
       await this.waitForRate(transaction.domain);
+      releaseSlot = await this.slots.acquire();
       const body = await bodyPromise;
       const results = body
         ? await this.deliver(transaction, body, await mxPromise)
@@ -306,11 +309,11 @@ class DeliveryWorker {
       // A store failure: the leases run out and another attempt picks the entries up again.
       this.logger.error(
         { err: error, queueId: transaction.messageId, domain: transaction.domain },
-        'delivery attempt could not be recorded; the entries will be retried when their lease expires',
+        'delivery attempt failed before its outcome was recorded; the entries are retried when their lease expires',
       );
     } finally {
+      releaseSlot?.();
       releaseDomain();
-      releaseSlot();
     }
   }
 
