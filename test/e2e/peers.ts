@@ -88,7 +88,7 @@ export async function dkimpyVerify(
 
 /**
  * Verifies a message with `opendkim -t`, its keys read from a `TestPublicKeys` file built from
- * `records`. Returns the `s=SELECTOR, d=DOMAIN` pairs OpenDKIM reports as succeeded.
+ * `records`. Returns the `s=SELECTOR, d=DOMAIN` pairs of the signatures OpenDKIM passed.
  */
 export async function opendkimVerify(
   message: Buffer | string,
@@ -111,9 +111,10 @@ export async function opendkimVerify(
       '-vv',
     ]);
     const output = result.stdout + result.stderr;
+    // The Authentication-Results field OpenDKIM adds has one `dkim=` result per signature.
     const succeeded = [
-      ...output.matchAll(/verification \((s=[^,]+, d=[^,]+),[^)]*\) succeeded/g),
-    ].map((match) => match[1]!);
+      ...output.matchAll(/dkim=pass [^;]*header\.d=(\S+) [^;]*header\.s=(\S+)/g),
+    ].map((match) => `s=${match[2]!}, d=${match[1]!}`);
     return { succeeded, output };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -132,10 +132,8 @@ describe('authenticated submission', () => {
     expect(dkimpy).toEqual([true, true]);
 
     const opendkim = await opendkimVerify(received!.body, dkimRecords);
-    const rsaSelector = Object.keys(dkimRecords).find((name) => /r\._domainkey/.test(name))!;
-    expect(opendkim.succeeded, opendkim.output).toContain(
-      `s=${rsaSelector.split('.')[0]}, d=news.test`,
-    );
+    const expected = Object.keys(dkimRecords).map((name) => `s=${name.split('.')[0]}, d=news.test`);
+    for (const pair of expected) expect(opendkim.succeeded, opendkim.output).toContain(pair);
   });
 
   it('accepts AUTH LOGIN too', async () => {
