@@ -75,6 +75,8 @@ const DEFAULT_MAX_SLEEP_MS = 30_000;
 /** Pause after an unexpected failure of the loop (a store error), so it does not spin. */
 const FAILURE_PAUSE_MS = 1_000;
 const SPIN_PAUSE_MS = 20;
+/** Transactions in memory at most, as a multiple of `delivery.concurrency`. */
+const MAX_WAITING_FACTOR = 10;
 /** How long an address that failed to connect is skipped while other addresses remain. */
 const UNREACHABLE_MS = 30_000;
 
@@ -109,6 +111,7 @@ class DeliveryWorker {
   private lastClaimWasDue = false;
   private readonly inFlight = new Map<number, QueueEntry>();
   private readonly transactionsInFlight = new Set<Promise<void>>();
+  private waitingForDomain = 0;
   private renewTimer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
   private stopWaits = new Set<() => void>();
@@ -186,7 +189,14 @@ class DeliveryWorker {
 
   /** Claims what there is room for and starts it, or sleeps until something is due. */
   private async step(): Promise<void> {
-    const room = this.config.delivery.concurrency * 2 - this.transactionsInFlight.size;
+    // Transactions that wait for their domain's turn do not count against the room, so a slow
+    // domain cannot stop the claiming of mail for others; a cap bounds how many may wait.
+    const { concurrency } = this.config.delivery;
+    const active = this.transactionsInFlight.size - this.waitingForDomain;
+    const room = Math.min(
+      concurrency * 2 - active,
+      concurrency * MAX_WAITING_FACTOR - this.transactionsInFlight.size,
+    );
     if (room <= 0) {
       await this.waitForProgress();
       return;
@@ -295,7 +305,10 @@ class DeliveryWorker {
   ): Promise<void> {
     // The domain's turn comes first, so transactions queued for a busy or rate-limited domain
     // do not hold global slots that other domains could use.
-    const releaseDomain = await this.limiter.acquire(transaction.domain);
+    this.waitingForDomain++;
+    const releaseDomain = await this.limiter.acquire(transaction.domain).finally(() => {
+      this.waitingForDomain--;
+    });
     let releaseSlot: (() => void) | undefined;
     try {
       await this.waitForRate(transaction.domain);
