@@ -48,17 +48,24 @@ export async function startServer(
   logger: Logger = createLogger({ level: config.log.level }),
 ): Promise<RunningServer> {
   const store = await openStore({ url: config.store.url });
+  // Parts started so far, closed in reverse order when a later part fails to start, so a
+  // failed start (a port in use, an unreadable key) exits instead of hanging on open handles.
+  const started: Array<() => Promise<unknown>> = [() => store.close()];
+  const undo = async (error: unknown): Promise<never> => {
+    for (const close of started.reverse()) await close().catch(() => undefined);
+    throw error;
+  };
 
   const resolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout });
   const srs = new SrsRouting({
     domain: config.srs.domain,
-    secrets: await loadSrsSecrets(config.srs.secretsFile, logger),
+    secrets: await loadSrsSecrets(config.srs.secretsFile, logger).catch(undo),
     hashLength: config.srs.hashLength,
     maxAgeDays: config.srs.maxAgeDays,
     tokenStore: new StoreTokenStore(store, config.srs.maxTokens),
   });
 
-  const { keyring: dkimKeys, errors } = await DkimKeyring.load(store);
+  const { keyring: dkimKeys, errors } = await DkimKeyring.load(store).catch(undo);
   logKeyringErrors(logger, errors);
   const metrics = new Metrics();
 
@@ -69,6 +76,7 @@ export async function startServer(
     logger,
     onOutcome: (_entry, outcome) => metrics.deliveryAttempted(outcome.status),
   });
+  started.push(() => delivery.stop());
   const smtp = await startSmtpListeners({
     store,
     config,
@@ -80,7 +88,8 @@ export async function startServer(
       metrics.messageReceived(message.origin, message.recipients);
       delivery.notify();
     },
-  });
+  }).catch(undo);
+  started.push(() => smtp.close(0));
 
   const reloadKeys = async () => {
     const result = await dkimKeys.reloadIfChanged();
@@ -101,7 +110,10 @@ export async function startServer(
     onChange: reloadKeys,
     onRetry: () => delivery.notify(),
   });
-  const httpAddress = await http.listen({ host: config.http.host, port: config.http.port });
+  started.push(() => http.close());
+  const httpAddress = await http
+    .listen({ host: config.http.host, port: config.http.port })
+    .catch(undo);
 
   const keyringTimer = setInterval(() => {
     reloadKeys().catch((error: unknown) => logger.error({ err: error }, 'DKIM key reload failed'));
