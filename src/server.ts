@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 
 import type { HeraldConfig } from './config/settings.js';
 import { startDeliveryWorkers } from './delivery/worker.js';
+import { createCheckLookups } from './dns/check.js';
 import { createResolver } from './dns/index.js';
 import { DkimKeyring, type KeyringLoadError } from './domains/keyring.js';
 import type { ManagementContext } from './domains/context.js';
@@ -109,6 +110,13 @@ export async function startServer(
     logger,
     onChange: reloadKeys,
     onRetry: () => delivery.notify(),
+    admin: {
+      context,
+      lookups: createCheckLookups({ servers: config.dns.servers, timeoutMs: config.dns.timeout }),
+      tokens: config.api.tokens,
+      onChange: reloadKeys,
+      onRetry: () => delivery.notify(),
+    },
   });
   started.push(() => http.close());
   const httpAddress = await http

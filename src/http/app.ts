@@ -20,6 +20,8 @@ import { domainRecords } from '../domains/records.js';
 import * as service from '../domains/service.js';
 import type { DmarcForwardPolicy, QueueStatus } from '../store/types.js';
 
+import { registerDnsCheckRoutes } from './admin/api-check.js';
+import { adminPlugin, type AdminOptions } from './admin/index.js';
 import type { Metrics } from './metrics.js';
 
 export interface HttpAppOptions {
@@ -32,6 +34,8 @@ export interface HttpAppOptions {
   onChange?: () => Promise<void> | void;
   /** Called after `retry`, so delivery workers wake up. */
   onRetry?: () => void;
+  /** The web admin under `/admin` and the DNS check routes of the API. */
+  admin?: AdminOptions;
 }
 
 const QUEUE_STATUSES: readonly QueueStatus[] = ['queued', 'deferred', 'delivered', 'failed'];
@@ -77,10 +81,12 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
       );
       registerDomainRoutes(api, context, changed);
       registerQueueRoutes(api, context, options.onRetry);
+      if (options.admin) registerDnsCheckRoutes(api, options.admin);
       done();
     },
     { prefix: '/api' },
   );
+  if (options.admin) void app.register(adminPlugin, options.admin);
   return app;
 }
 
