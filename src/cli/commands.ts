@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 
 import { registerAliasCommands } from './alias.js';
 import { registerCampaignCommands } from './campaign.js';
+import { registerClusterCommands } from './cluster.js';
 import { registerCredentialCommands } from './credential.js';
 import { registerDkimCommands } from './dkim.js';
 import { registerDnsCommands } from './dns.js';
@@ -29,4 +30,5 @@ export function registerCommands(program: Command): void {
   registerOrgCommands(program);
   registerListCommands(program);
   registerCampaignCommands(program);
+  registerClusterCommands(program);
 }

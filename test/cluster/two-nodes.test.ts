@@ -17,7 +17,13 @@ import { PostgresStore } from '../../src/store/postgres.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
-import { makeDataDir, removeDataDir, startHerald, type HeraldInstance } from '../e2e/harness.js';
+import {
+  makeDataDir,
+  removeDataDir,
+  runHerald,
+  startHerald,
+  type HeraldInstance,
+} from '../e2e/harness.js';
 import { SMTP_SOURCE } from '../e2e/peers.js';
 
 const SINK_HOST = '127.0.0.31';
@@ -201,6 +207,23 @@ describe('two nodes on one database', () => {
       for (const queueId of [...fromA, ...fromB]) {
         const [entry] = await store.listEntriesOfMessage(queueId);
         expect(entry?.attempts, queueId).toBe(1);
+      }
+
+      // Both nodes report to the store, and the CLI lists them from it.
+      const listed = await runHerald(['cluster', 'nodes', '--json', '--config', a.configPath]);
+      expect(listed.code, listed.stderr).toBe(0);
+      const nodes = JSON.parse(listed.stdout) as Array<{
+        name: string;
+        alive: boolean;
+        leasedEntries: number;
+      }>;
+      expect(nodes.map((node) => node.name.split(':')[0])).toEqual([
+        'mx-a.herald.test',
+        'mx-b.herald.test',
+      ]);
+      for (const node of nodes) {
+        expect(node.alive, node.name).toBe(true);
+        expect(node.leasedEntries, node.name).toBe(0);
       }
     } finally {
       await store.close();
