@@ -100,7 +100,7 @@ interface ConnectionInternals {
   _supportedExtensions: string[];
 }
 
-/** Opens a session with `target`: connect, greeting, EHLO, and STARTTLS as the TLS policy requires. */
+/** Opens a session with `target`: connect, greeting, EHLO, and STARTTLS as the policy requires. */
 export async function openConnection(
   target: MxTarget,
   options: ClientOptions,
@@ -148,7 +148,9 @@ function connectOnce(
 
   return new Promise((resolve, reject) => {
     let settled = false;
-    connection.once('error', (error: SmtpClientError) => {
+    // `on`, not `once`: an EventEmitter without an 'error' listener throws, and a closing
+    // session can report more than one error.
+    connection.on('error', (error: SmtpClientError) => {
       if (settled) return;
       settled = true;
       // `upgrading` is set from the 220 reply to STARTTLS until the handshake completes.
@@ -174,8 +176,8 @@ function sessionFailure(
   const command = error.command ?? 'CONN';
 
   if (duringHandshake || command === 'STARTTLS' || /required STARTTLS/.test(error.message)) {
-    // A host that will not encrypt is ruled out only for this message's TLS policy, so the
-    // report carries no reply code and `decide` treats it as transient (X.7.4 when required).
+    // A host that will not encrypt is ruled out only under this message's TLS policy, so
+    // `decide` treats every STARTTLS failure as transient (X.7.4 when TLS is required).
     return {
       stage: 'starttls',
       code: parsed.code,

@@ -28,7 +28,7 @@ export interface StepOutcome {
   stage: DeliveryStage;
   /** SMTP reply code; undefined when no reply came (refused connection, timeout, lost link). */
   code?: number;
-  /** Enhanced status code from the reply (RFC 3463), or one the client chose for a local failure. */
+  /** Enhanced status code (RFC 3463) from the reply, or the client's own for a local failure. */
   enhanced?: string;
   /** Whether the host that produced this outcome is the last MX host left to try. */
   lastMx: boolean;
@@ -88,7 +88,7 @@ export function decideDnsFailure(error: DnsError): Verdict {
     case 'NOTFOUND':
       return { action: 'bounce', dsn: '5.1.2' };
     case 'NODATA':
-      // The domain exists but has neither MX nor address records (RFC 3463: 5.4.4, unable to route).
+      // The domain exists without MX or address records: RFC 3463 X.4.4, unable to route.
       return { action: 'bounce', dsn: '5.4.4' };
     default:
       // RFC 3463 section 3.5: X.4.3 is a directory (here DNS) server failure.

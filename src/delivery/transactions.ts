@@ -9,7 +9,7 @@ import type { AttemptOutcome, QueueEntry } from '../store/types.js';
 import type { MxTarget, StepReport } from './client.js';
 import type { Verdict } from './decide.js';
 
-/** Recipients per transaction: 50, the Postfix 3.7 default of `smtp_destination_recipient_limit`. */
+/** Recipients per transaction: 50, Postfix 3.7's default `smtp_destination_recipient_limit`. */
 const MAX_RECIPIENTS_PER_TRANSACTION = 50;
 
 /** One SMTP transaction's worth of work: one message, one sender, recipients of one domain. */

@@ -322,7 +322,8 @@ class DeliveryWorker {
       // A store failure: the leases run out and another attempt picks the entries up again.
       this.logger.error(
         { err: error, queueId: transaction.messageId, domain: transaction.domain },
-        'delivery attempt failed before its outcome was recorded; the entries are retried when their lease expires',
+        'delivery attempt failed before its outcome was recorded; ' +
+          'the entries are retried when their lease expires',
       );
     } finally {
       releaseSlot?.();

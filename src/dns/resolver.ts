@@ -35,15 +35,18 @@ export class DnsError extends Error {
     readonly rrtype: string,
     detail?: string,
   ) {
-    super(
-      `DNS lookup of ${rrtype} ${hostname} failed: ${describe(code)}${detail ? ` (${detail})` : ''}`,
-    );
+    super(errorMessage(code, hostname, rrtype, detail));
   }
 
   /** True when asking again later cannot give another answer. */
   get permanent(): boolean {
     return this.code === 'NOTFOUND' || this.code === 'NODATA' || this.code === 'NULL_MX';
   }
+}
+
+function errorMessage(code: DnsErrorCode, hostname: string, rrtype: string, detail?: string) {
+  const suffix = detail ? ` (${detail})` : '';
+  return `DNS lookup of ${rrtype} ${hostname} failed: ${describe(code)}${suffix}`;
 }
 
 function describe(code: DnsErrorCode): string {
@@ -72,7 +75,7 @@ export interface MxHost {
 }
 
 export interface ResolverOptions {
-  /** DNS servers as `host:port` (`[addr]:port` for IPv6) or bare addresses; empty uses the system's. */
+  /** DNS servers as `host:port` (`[addr]:port` for IPv6) or bare addresses; empty: the system's. */
   servers?: string[];
   /** Time per try in milliseconds. */
   timeoutMs?: number;
