@@ -1,7 +1,8 @@
 /**
- * `herald cluster nodes`: the nodes that share the configured PostgreSQL store, as the store
- * sees them. A node appears once its delivery workers have claimed or renewed leases, and
- * counts as alive while it keeps doing so. Works on the store directly, like `herald queue`.
+ * `herald cluster nodes`: the nodes that share the configured PostgreSQL store, from the
+ * heartbeats the store records. A node appears once its delivery workers have claimed or
+ * renewed leases, and counts as alive while it keeps doing so. Works on the store directly,
+ * like `herald queue`.
  */
 import type { Command } from 'commander';
 
