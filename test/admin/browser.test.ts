@@ -178,7 +178,6 @@ describe('admin pages in Chromium', () => {
     await page.fill('#username', 'admin');
     await page.fill('#password', 'wrong');
     await page.click('button[type=submit]');
-    await expect(page.locator('#error-summary')).toBeTruthy();
     expect(await page.locator('#error-summary').innerText()).toContain(
       'user name or password is wrong',
     );
@@ -257,9 +256,10 @@ describe('admin pages in Chromium', () => {
         .locator(`li.check[data-name="${name}"]`, { hasText: purpose })
         .getAttribute('data-status');
     expect(await status(`${rsa.selector}._domainkey.${DOMAIN}`, 'DKIM')).toBe('ok');
-    const codes = await page
-      .locator('li.finding')
-      .evaluateAll((items) => items.map((item) => item.getAttribute('data-code')));
+    const codes: (string | null)[] = [];
+    for (const finding of await page.locator('li.finding').all()) {
+      codes.push(await finding.getAttribute('data-code'));
+    }
     expect(codes).toEqual(
       expect.arrayContaining([
         'quotes',
