@@ -3,7 +3,7 @@
  * send from, and their API tokens. Like the other management commands it works on the store
  * directly, so the server need not run.
  *
- * This file also holds what the list and campaign commands share: opening the mail store and
+ * This file also contains what the list and campaign commands share: opening the mail store and
  * the distribution store from the configuration, and mapping errors to exit codes.
  */
 import type { Command } from 'commander';
@@ -93,7 +93,7 @@ async function buildSender(store: Store, distribution: DistributionStore) {
   return { sender, close: () => pool.close() };
 }
 
-/** The SQLite file of `store.url`; the distribution store exists for SQLite only so far. */
+/** Returns the SQLite file path of `store.url`, because the distribution store has no PostgreSQL backend yet. */
 function sqlitePath(url: string): string {
   if (/^postgres(ql)?:\/\//i.test(url)) {
     throw new CliError('store.url: the distribution store needs SQLite for now', EXIT_USAGE);

@@ -67,7 +67,7 @@ export function classifyDsnRecipient(recipient: DsnRecipient): Classification {
   if (/^[245]\.\d{1,3}\.\d{1,3}$/.test(recipient.status) && recipient.status !== '5.0.0') {
     return classifyStatus(recipient.status);
   }
-  // 5.0.0 says only "permanent": the diagnostic text usually knows more.
+  // 5.0.0 means only "permanent", so the diagnostic text is the better evidence when present.
   if (recipient.diagnosticCode) {
     const fromText = classifyReply(recipient.diagnosticCode);
     if (fromText.rule !== 'unclassified') return fromText;

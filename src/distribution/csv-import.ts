@@ -24,7 +24,7 @@ export interface ImportSummary {
   imported: number;
   duplicates: number;
   rejected: number;
-  /** The first `maxReportedRejects` rejects in line order; `onReject` sees all of them. */
+  /** The first `maxReportedRejects` rejects in line order; `onReject` receives all of them. */
   rejects: ImportReject[];
 }
 

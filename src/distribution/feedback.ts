@@ -1,7 +1,7 @@
 /**
  * What the list learns after sending: bounces, complaints and unsubscribes, each applied to
  * one recipient of one campaign. A hard bounce marks the subscriber bounced and suppresses
- * the address; soft bounces suppress once they reach the threshold; a complaint or an
+ * the address. Soft bounces suppress once they reach the threshold. A complaint or an
  * unsubscribe suppresses at once. Suppression is per organisation, so the address receives
  * nothing from any list of that organisation afterwards.
  */
@@ -96,7 +96,7 @@ export class FeedbackRecorder {
     return outcome;
   }
 
-  /** The subscriber named by a token, when it belongs to the list of the token's campaign. */
+  /** Finds the subscriber named by a token, when it belongs to the list of the token's campaign. */
   private async findSubscriber(
     ref: RecipientRef,
   ): Promise<{ subscriber: Subscriber; organisationId: number } | undefined> {

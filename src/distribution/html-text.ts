@@ -53,7 +53,7 @@ export function htmlToText(html: string): string {
 }
 
 /**
- * The text of a link. The angle brackets around the target are written as U+0001 and U+0002
+ * Formats the text of a link. The angle brackets around the target are written as U+0001 and U+0002
  * and restored at the end, so the tag removal that follows does not take them for a tag.
  */
 function linkText(inner: string, href: string): string {

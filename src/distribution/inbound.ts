@@ -1,8 +1,9 @@
 /**
  * Mail that arrives for the distribution addresses of a sending domain: VERP bounce
  * addresses (`bounces+TOKEN@`), unsubscribe addresses (`unsubscribe+TOKEN@`) and the
- * complaint address (`fbl@`) that receives ARF reports. The MX listener asks `route` at RCPT
- * time and hands the message to `receive` after DATA.
+ * complaint address (`fbl@`) that receives ARF reports. An MX listener calls `route` at RCPT
+ * time and `receive` after DATA.
+ * NOTE: Herald's MX listener in `src/smtp/` does not call them yet.
  */
 import { getHeader } from '../message/index.js';
 import { classifyDsnRecipient, classifyText } from './classify.js';

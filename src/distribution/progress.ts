@@ -74,11 +74,11 @@ export function computeProgress(
     suppressed: counts.suppressed,
     remaining,
     rate,
-    etaSeconds: remaining === 0 ? 0 : rate > 0 ? Math.ceil(remaining / rate) : null,
+    etaSeconds: estimateSeconds(remaining, rate),
   };
 }
 
-/** One line of a terminal progress bar, `[#####.....] 50% 500/1000 42.0/s ETA 12s`. */
+/** Formats one line of a terminal progress bar, `[#####.....] 50% 500/1000 42.0/s ETA 12s`. */
 export function formatProgressBar(progress: CampaignProgress, width = 30): string {
   const done = progress.total - progress.remaining;
   const fraction = progress.total === 0 ? 1 : done / progress.total;
@@ -90,4 +90,11 @@ export function formatProgressBar(progress: CampaignProgress, width = 30): strin
     `${progress.rate.toFixed(1)}/s ETA ${eta} ` +
     `delivered ${progress.delivered} deferred ${progress.deferred} bounced ${progress.bounced}`
   );
+}
+
+/** Seconds left at `rate` per second: 0 when done, null when the rate is still unknown. */
+function estimateSeconds(remaining: number, rate: number): number | null {
+  if (remaining === 0) return 0;
+  if (rate <= 0) return null;
+  return Math.ceil(remaining / rate);
 }

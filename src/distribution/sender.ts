@@ -61,7 +61,7 @@ export interface CampaignSenderOptions {
   logger?: SenderLogger;
 }
 
-/** A campaign that cannot be sent as configured; the message says what to fix. */
+/** A campaign that cannot be sent as configured. The message names what to fix. */
 export class CampaignError extends Error {
   constructor(message: string) {
     super(message);
@@ -370,7 +370,7 @@ export class CampaignSender {
   /**
    * Enqueues a signed batch under the campaign's rate and the per-domain rules, then records
    * its recipients and the cursor. A message for a domain over its limit waits in the held
-   * list, which the batch size bounds; beyond that the sender sleeps until one may go.
+   * list. When more than a batch of messages is held, the sender sleeps until one may go.
    */
   private async enqueueBatch(
     context: SendContext,

@@ -44,7 +44,7 @@ export class NotFoundError extends Error {
   }
 }
 
-/** The request is invalid: the message says which value and why. */
+/** The request is invalid. The message names the value and the reason. */
 export class InvalidRequestError extends Error {
   constructor(message: string) {
     super(message);
@@ -145,7 +145,7 @@ export class DistributionService {
     return secret;
   }
 
-  /** The principal of a bearer token, or undefined for an unknown token. */
+  /** Returns the principal of a bearer token, or undefined for an unknown token. */
   async authenticate(secret: string): Promise<Principal | undefined> {
     const token = await this.db.findApiToken(hashToken(secret));
     if (!token) return undefined;
@@ -253,7 +253,9 @@ export class DistributionService {
       }
     }
     const columns = ['email', 'name', 'status', 'fields', 'created_at'];
-    await pipeline(rows(), stringify({ header: true, columns }), output, { end: options.end ?? true });
+    await pipeline(rows(), stringify({ header: true, columns }), output, {
+      end: options.end ?? true,
+    });
     return count;
   }
 

@@ -71,7 +71,7 @@ export class DomainThrottle {
     return bucket.take(now);
   }
 
-  /** The most specific rule for a domain: an exact name, then the longest suffix, then `*`. */
+  /** Finds the most specific rule for a domain: an exact name, then the longest suffix, then `*`. */
   private ruleFor(domain: string): DomainRule | undefined {
     const name = domain.toLowerCase();
     let best: DomainRule | undefined;

@@ -71,7 +71,7 @@ export function verpAddress(
   return `${addresses.bounceLocalPart}+${makeToken(secret, 'bounce', ref)}@${domain}`;
 }
 
-/** The mailto address of `List-Unsubscribe`: `unsubscribe+TOKEN@domain`. */
+/** Makes the mailto address of `List-Unsubscribe`: `unsubscribe+TOKEN@domain`. */
 export function unsubscribeMailto(
   secret: Buffer,
   ref: RecipientRef,

@@ -11,7 +11,7 @@ export interface Organisation {
   createdAt: Date;
 }
 
-/** `admin` sees and changes every organisation; `member` only its own. */
+/** An `admin` token reads and changes every organisation, a `member` token only its own. */
 export type TokenRole = 'admin' | 'member';
 
 /** An API token as stored: only the SHA-256 of the secret is kept. */
@@ -37,7 +37,7 @@ export type SubscriberStatus = 'subscribed' | 'unsubscribed' | 'bounced' | 'comp
 export interface Subscriber {
   id: number;
   listId: number;
-  /** Address as imported; `addressKey` is its lower-cased form used for matching. */
+  /** Address as imported; matching against it ignores case. */
   address: string;
   name: string;
   fields: Record<string, string>;
@@ -99,7 +99,7 @@ export type NewCampaign = Pick<
 > &
   Partial<Pick<Campaign, 'fromName' | 'replyTo' | 'text' | 'ratePerMinute' | 'scheduledAt'>>;
 
-/** Where one recipient of a campaign stands. */
+/** The state of one recipient of a campaign. */
 export type RecipientStatus =
   'queued' | 'delivered' | 'deferred' | 'bounced' | 'complained' | 'unsubscribed' | 'suppressed';
 

@@ -2,7 +2,7 @@
  * The distribution REST API under `/api`: organisations, lists, subscribers, CSV imports and
  * exports, campaigns and their reports. Requests carry `Authorization: Bearer TOKEN` with an
  * organisation token (`herald org token`) or one of the administrator tokens of `api.tokens`.
- * An object of another organisation answers 404, the same as one that does not exist.
+ * An object of another organisation gets 404, the same as one that does not exist.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -251,7 +251,7 @@ function principal(request: FastifyRequest): Principal {
   return request.principal!;
 }
 
-/** The organisation a new object belongs to: a member's own, or `organisationId` for an admin. */
+/** Returns the organisation of a new object: a member's own, or `organisationId` for an admin. */
 function organisationOf(request: FastifyRequest, body: Body): number {
   const who = principal(request);
   if (who.role === 'member') return who.organisationId;

@@ -92,7 +92,7 @@ export class SqliteDistributionStore implements DistributionStore {
             .run(migration.version, migration.name, Date.now());
         }
       });
-      // IMMEDIATE: a second process waits for the first and then sees its versions.
+      // IMMEDIATE makes a second process wait for the first, so it reads the versions applied.
       apply.immediate();
     });
   }
@@ -579,19 +579,27 @@ export class SqliteDistributionStore implements DistributionStore {
     status: RecipientStatus,
     detail: string,
   ): Promise<void> {
+    return this.setRecipientStatuses(campaignId, [{ subscriberId, status, detail }]);
+  }
+
+  setRecipientStatuses(
+    campaignId: number,
+    updates: { subscriberId: number; status: RecipientStatus; detail: string }[],
+  ): Promise<void> {
     return settle(() => {
+      const update = this.db.prepare(
+        `UPDATE campaign_recipients SET status = ?, detail = ?, updated_at = ?
+         WHERE campaign_id = ? AND subscriber_id = ?`,
+      );
+      const event = this.db.prepare(
+        'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
+      );
       const run = this.db.transaction(() => {
         const now = Date.now();
-        this.db
-          .prepare(
-            'UPDATE campaign_recipients SET status = ?, detail = ?, updated_at = ? WHERE campaign_id = ? AND subscriber_id = ?',
-          )
-          .run(status, detail, now, campaignId, subscriberId);
-        this.db
-          .prepare(
-            'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
-          )
-          .run(campaignId, subscriberId, now, status, detail);
+        for (const item of updates) {
+          update.run(item.status, item.detail, now, campaignId, item.subscriberId);
+          event.run(campaignId, item.subscriberId, now, item.status, item.detail);
+        }
       });
       run();
     });

@@ -127,7 +127,7 @@ async function swaks(from: string, to: string, message: Buffer): Promise<string>
     '--server',
     `127.0.0.1:${port}`,
     '--from',
-    // swaks asks on the terminal for an empty sender; `<>` is the null reverse-path.
+    // swaks prompts on the terminal for an empty sender, and `<>` is the null reverse-path.
     from === '' ? '<>' : from,
     '--to',
     to,
