@@ -85,7 +85,7 @@ export function missingFinding(
     severity: 'error',
     name,
     message: `No ${what} is published at ${name}.`,
-    fix: `Add the record shown above at ${name}.`,
+    fix: `Add the expected record at ${name}.`,
   };
 }
 

@@ -88,7 +88,7 @@ function severalRecords(name: string, expected: string, records: string[][]): Fi
       severity: 'error',
       name,
       message: `${records.length} TXT records are published at this name; a verifier may use any of them (RFC 6376 section 3.6.2.2).`,
-      fix: 'Keep only the record shown above and delete the others.',
+      fix: 'Keep only the expected record and delete the others.',
     },
   ];
 }
@@ -185,7 +185,7 @@ function truncatedOrMalformed(
       severity: 'error',
       name,
       message: `The key stops after ${publishedKey.length} of its ${expectedKey.length} characters: part of the value was lost where it was split.`,
-      fix: 'Publish the whole value shown above; if the form limits the length, enter it as several quoted strings in one record.',
+      fix: 'Publish the whole expected value; if the form limits the length, enter it as several quoted strings in one record.',
     };
   }
   return {
@@ -193,7 +193,7 @@ function truncatedOrMalformed(
     severity: 'error',
     name,
     message: `The record is not a valid DKIM key record: ${reason}.`,
-    fix: 'Replace the value with the one shown above.',
+    fix: 'Replace the value with the expected one.',
   };
 }
 
@@ -211,7 +211,7 @@ function keyFindings(
       severity: 'error',
       name,
       message: 'The record has an empty p=, which revokes the key: signatures with it fail.',
-      fix: 'Publish the value shown above, or remove this selector if the key is no longer used.',
+      fix: 'Publish the expected value, or remove this selector if the key is no longer used.',
     });
     return findings;
   }
@@ -221,7 +221,7 @@ function keyFindings(
       severity: 'error',
       name,
       message: `The RSA key has ${published.bits} bits; receivers reject keys under ${MIN_RSA_BITS} bits (RFC 8301 section 3.2).`,
-      fix: 'Publish the 2048-bit key shown above.',
+      fix: 'Publish the expected 2048-bit key.',
     });
   }
 
@@ -232,7 +232,7 @@ function keyFindings(
       severity: 'error',
       name,
       message: `The published public key does not match the private key Herald signs with for this selector, so every signature fails: ${describeDifference(keyOf(expected), keyOf(text))}.`,
-      fix: 'Replace the p= value with the one shown above (an old or another service’s key was published).',
+      fix: 'Replace the p= value with the expected one (an old or another service’s key was published).',
     });
     return findings;
   }

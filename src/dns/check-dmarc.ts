@@ -51,7 +51,7 @@ export async function checkDmarc(
               'DMARC record',
               answer.kind === 'missing' ? answer : {},
             ),
-            fix: `Add the TXT record shown above at ${expected.name}; large mailbox providers require a DMARC record from bulk senders.`,
+            fix: `Add the expected TXT record at ${expected.name}; large mailbox providers require a DMARC record from bulk senders.`,
           },
         ];
     const found = answer.kind === 'missing' ? (answer.doubledRecords ?? []).map(showTxt) : [];
@@ -96,7 +96,7 @@ export function analyseDmarc(name: string, text: string): Finding[] {
       severity: 'error',
       name,
       message: `The DMARC record is malformed: ${problem}. Receivers ignore a malformed record, as if there were none.`,
-      fix: 'Replace the value with the one shown above, then adjust p= as you need.',
+      fix: 'Replace the value with the expected one, then adjust p= as you need.',
     },
   ];
   if (text.includes('"')) {

@@ -101,7 +101,7 @@ async function analyseSpf(
       severity: 'error',
       name,
       message: `The SPF record cannot be evaluated: ${count.error}.`,
-      fix: 'Correct the record; the value shown above is a valid starting point.',
+      fix: 'Correct the record; the expected value is a valid starting point.',
     });
     return findings;
   }

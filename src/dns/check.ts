@@ -178,7 +178,7 @@ function mxError(name: string, error: DnsError): Finding {
       severity: 'error',
       name,
       message: `${name} publishes a null MX ("0 ."), which says it accepts no mail at all (RFC 7505).`,
-      fix: 'Replace the null MX with the MX record shown above.',
+      fix: 'Replace the null MX with the expected MX record.',
     };
   }
   return lookupFailed(name, error);

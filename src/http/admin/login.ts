@@ -1,7 +1,7 @@
 /**
- * Sign-in and sign-out. Failed attempts are limited per client address and per user name;
- * a blocked attempt is answered 429 with the wait, and is not checked at all, so guessing
- * costs the same whether the password was right or not.
+ * Sign-in and sign-out. Failed attempts are limited per user name and client address (5 in 5
+ * minutes) and per client address (20 in 5 minutes). A blocked attempt is answered 429 with the
+ * wait and its password is not checked at all, so a guess during the block learns nothing.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 
@@ -55,7 +55,9 @@ export function registerLogin(
     const username = formValue(request.body, 'username');
     const password = (request.body as Record<string, unknown> | undefined)?.password;
     const next = safeNext(formValue(request.body, 'next'));
-    const userKey = `user:${username.toLowerCase()}`;
+    // Keyed by name and address together, so failures from one client cannot lock a user out
+    // everywhere; the looser per-address limit bounds guessing across many names.
+    const userKey = `user:${username.toLowerCase()}@${request.ip}`;
     const addressKey = `ip:${request.ip}`;
 
     const wait = Math.max(limiter.retryAfter(userKey), addressLimiter.retryAfter(addressKey));
