@@ -142,6 +142,7 @@ export class PostgresStore implements Store {
   private readonly url: string;
   private readonly onError: (error: Error) => void;
   private readonly heartbeats = new Map<string, number>();
+  private readonly statementNames = new Map<string, string>();
   /** The connection that holds this node's destination slots (session advisory locks). */
   private slotClient: Promise<pg.Client> | undefined;
   /** Destination slots this store holds, as `slot:domain`. */
@@ -716,9 +717,18 @@ export class PostgresStore implements Store {
     return this.slotClient;
   }
 
+  /**
+   * Run one statement as a named prepared statement, so each pooled connection parses and plans
+   * it once instead of at every call. The names are unique per SQL text within this store.
+   */
   private query(sql: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
-    return this.pool.query<Row>(sql, values);
+    let name = this.statementNames.get(sql);
+    if (name === undefined) {
+      name = `herald_${this.statementNames.size + 1}`;
+      this.statementNames.set(sql, name);
+    }
+    return this.pool.query<Row>({ name, text: sql, values });
   }
 
   private async rows(sql: string, values: unknown[] = []): Promise<Row[]> {
