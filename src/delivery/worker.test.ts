@@ -312,6 +312,23 @@ describe('startDeliveryWorkers', () => {
     await harness.mx1.waitForMessages(3);
   });
 
+  it('claims new mail while a slow domain waits', async () => {
+    // Six slow messages to one domain fill the claim room of a worker with one slot unless
+    // their waiting transactions are left out of it: the later message to origin.test must
+    // overtake most of them.
+    harness.mx1.reply.dataDelayMs = 300;
+    const worker = harness.start({ concurrency: 1, perDomainConcurrency: 1 });
+    for (let i = 0; i < 6; i++) await enqueue([`user${i}@single.test`]);
+    worker.notify();
+    while (harness.mx1.rcptAttempts.length === 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await enqueue(['alice@origin.test']);
+    worker.notify();
+    await harness.mx2.waitForMessages(1);
+    expect(harness.mx1.messages.length).toBeLessThan(3);
+    await harness.mx1.waitForMessages(6);
+  });
+
   it('renews the lease of a slow delivery', async () => {
     // The sink takes 2.5 s to accept while the lease is 1.5 s: without renewal the second
     // worker would claim the entry and deliver it again.
