@@ -1,8 +1,8 @@
 /**
- * The readiness card: a domain's standing against the requirements large mailbox providers
- * publish for bulk senders (Google's and Yahoo's sender guidelines of February 2024): SPF and
- * DKIM that pass, DMARC published with DKIM aligned to the From domain, one-click unsubscribe
- * (RFC 8058), TLS for transmission, and forward-confirmed reverse DNS for each sending address.
+ * The readiness card: a domain's standing against the requirements that large mailbox providers
+ * such as Gmail and Yahoo publish for bulk senders. They ask for SPF and DKIM that pass, DMARC
+ * published with DKIM aligned to the From domain, one-click unsubscribe (RFC 8058), TLS for
+ * transmission, and forward-confirmed reverse DNS for each sending address.
  *
  * SPF, DKIM and DMARC come from a setup check; reverse DNS is looked up here.
  */
@@ -22,7 +22,7 @@ export interface ReadinessOptions {
   sendingAddresses: string[];
   /** True when campaign messages carry List-Unsubscribe and List-Unsubscribe-Post. */
   oneClickUnsubscribe: boolean;
-  /** True when delivery offers STARTTLS to receivers (Herald's client does when offered). */
+  /** True when delivery uses STARTTLS whenever the receiving server offers it. */
   outboundTls: boolean;
 }
 

@@ -221,7 +221,7 @@ const RESULT_BY_QUALIFIER: Record<Term['qualifier'], SpfResult> = {
   '?': 'neutral',
 };
 
-/** Evaluates SPF for one address and counts lookups, with answers cached across calls. */
+/** Evaluates SPF for one address and counts lookups, caching DNS results across calls. */
 export class SpfEvaluator {
   private readonly records = new Map<string, Promise<ParsedSpf | string | undefined>>();
 
@@ -265,7 +265,7 @@ export class SpfEvaluator {
     return { lookups, ptr };
   }
 
-  /** The SPF result for `address` sending with a MAIL FROM at `domain` (RFC 7208 section 4). */
+  /** Computes the SPF result for `address` sending with a MAIL FROM at `domain` (RFC 7208 section 4). */
   async evaluate(domain: string, address: string, depth = 0): Promise<SpfResult> {
     if (depth > MAX_DEPTH) return 'permerror';
     const record = await this.record(domain).catch(() => 'temperror' as const);

@@ -4,7 +4,7 @@
  * the admin pages can each present them, and tests can assert on them.
  */
 
-/** A record Herald asks the client to publish, in the shape `domainRecords` produces. */
+/** A record the client must publish, in the shape `domainRecords` produces. */
 export interface ExpectedRecord {
   /** What the record is for, in a few words. */
   purpose: string;
@@ -90,7 +90,7 @@ export interface CheckReport {
   records: RecordCheck[];
 }
 
-/** The status of a record from its findings: the worst severity wins. */
+/** Derives a record's status from its findings: the worst severity wins. */
 export function statusOf(findings: Finding[]): RecordCheck['status'] {
   if (findings.some((finding) => finding.code === 'lookup-failed')) return 'unknown';
   if (findings.some((finding) => finding.severity === 'error')) return 'error';

@@ -1,5 +1,5 @@
 /**
- * The DNS setup checker: looks up every record Herald asks a hosted domain to publish (DKIM
+ * The DNS setup checker: looks up every record Herald expects a hosted domain to publish (DKIM
  * keys, MX, SPF, DMARC, and the SRS return-path domain's MX and SPF) and returns precise
  * findings for each, so the CLI (`herald dns check`), the API and the admin pages can say what
  * is wrong and how to fix it, not only pass or fail.

@@ -191,7 +191,7 @@ async function createPendingKey(
 
 /**
  * Checks the pending selectors in DNS and switches signing to them once all of them serve
- * their key without an error; then marks retired keys removable after the grace period.
+ * their key without an error. The status it returns tells which retired keys can go.
  */
 export async function advanceRotation(
   context: ManagementContext,
@@ -242,7 +242,7 @@ function checkKey(lookups: CheckLookups, domain: string, key: DkimKeyRecord): Pr
   );
 }
 
-/** Where the domain's rotation stands, without looking at DNS. */
+/** Returns the state of the domain's rotation, without looking at DNS. */
 export async function rotationStatus(
   context: ManagementContext,
   domainName: string,
@@ -381,7 +381,7 @@ export async function delegationZoneRecords(
 }
 
 /**
- * What the setup checker should find for a domain: the records `herald domain show` lists
+ * Builds what the setup checker should find for a domain: the records `herald domain show` lists
  * (removed keys left out) and, with delegated DKIM, the selector CNAMEs.
  */
 export async function domainCheckTarget(

@@ -2,7 +2,7 @@
  * REST API routes of the setup assistant, beside the other `/api` routes (bearer token):
  *
  *   GET  /api/domains/:name/check              the DNS check report and the readiness card
- *   GET  /api/domains/:name/rotation           where the key rotation stands
+ *   GET  /api/domains/:name/rotation           the state of the key rotation
  *   POST /api/domains/:name/rotation           start a rotation (201, with the new keys)
  *   POST /api/domains/:name/rotation/advance   check DNS, switch signing once it serves them
  */
