@@ -7,6 +7,7 @@
  */
 import { isWsp } from '../message/index.js';
 import type { Canonicalization } from './types.js';
+import { loadChunk } from './wasm-scan.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -133,13 +134,18 @@ export class BodyCanonicalizer {
 
   /** Relaxed: writes clean stretches whole and rewrites each WSP run that needs it. */
   private writeRelaxed(chunk: Buffer, end: number): void {
+    // Small chunks are not worth the copy into WebAssembly memory.
+    const loaded = end >= WASM_THRESHOLD ? loadChunk(chunk, end) : null;
     let position = 0;
-    let nextTab = -2;
+    let nextTab = loaded === null ? -2 : -1;
     let nextSpace = -2;
     while (position < end) {
       if (nextTab !== -1 && nextTab < position) nextTab = chunk.indexOf(HTAB, position);
-      if (nextSpace !== -1 && nextSpace < position)
-        nextSpace = findSpaceProblem(chunk, position, end);
+      if (nextSpace !== -1 && nextSpace < position) {
+        // The WebAssembly scan finds tabs as well, so `nextTab` stays -1 with it.
+        nextSpace =
+          loaded === null ? findSpaceProblem(chunk, position, end) : loaded.scan(position, end);
+      }
       const problem = earliest(nextTab, nextSpace, end);
       if (problem === -1) break;
       let runStart = problem;
@@ -184,6 +190,9 @@ export class BodyCanonicalizer {
 }
 
 const CRLF_BLOCK = Buffer.from('\r\n'.repeat(512));
+
+/** Chunks from this size on are scanned with WebAssembly SIMD. */
+const WASM_THRESHOLD = 512;
 
 /** Returns the smaller of two positions before `end`, or -1 when neither is before it. */
 function earliest(a: number, b: number, end: number): number {
