@@ -161,6 +161,36 @@ describe('openConnection', () => {
   });
 });
 
+describe('ClientConnection.close', () => {
+  it('drops a peer that ignores QUIT', async () => {
+    let closed: () => void = () => undefined;
+    const socketClosed = new Promise<void>((resolve) => (closed = resolve));
+    const server = net.createServer((socket) => {
+      socket.write('220 mute.test ESMTP\r\n');
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => closed());
+      socket.on('data', (data) => {
+        if (/^EHLO/i.test(data.toString())) socket.write('250 mute.test\r\n');
+        // QUIT gets no reply at all.
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const connection = await openConnection(
+        { host: 'mute.test', address: '127.0.0.1' },
+        options((server.address() as net.AddressInfo).port),
+      );
+      const started = Date.now();
+      connection.close();
+      await socketClosed;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describe('ClientConnection.send', () => {
   it('reports each recipient with PIPELINING', async () => {
     const receiver = await sink();

@@ -78,6 +78,8 @@ export interface OutboundMessage {
 /** RFC 5321 section 4.5.3.2 suggests 5 minutes for the greeting and 10 for the end of data. */
 const DEFAULT_GREETING_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_SOCKET_TIMEOUT_MS = 10 * 60_000;
+/** Time a peer gets to answer QUIT before the socket is closed anyway. */
+const QUIT_TIMEOUT_MS = 2_000;
 
 /** Fields nodemailer attaches to the errors it reports (see its `_formatError`). */
 interface SmtpClientError extends Error {
@@ -283,8 +285,14 @@ export class ClientConnection {
   close(): void {
     this.closed = true;
     if (this.connection.destroyed) return;
-    if (this.connection.stage === 'connected') this.connection.quit();
-    else this.connection.close();
+    if (this.connection.stage !== 'connected') {
+      this.connection.close();
+      return;
+    }
+    this.connection.quit();
+    // A peer that never answers QUIT would keep the socket until the inactivity timeout.
+    const timer = setTimeout(() => this.connection.close(), QUIT_TIMEOUT_MS);
+    timer.unref();
   }
 
   private reset(): Promise<void> {
