@@ -78,7 +78,7 @@ export interface OutboundMessage {
 /** RFC 5321 section 4.5.3.2 suggests 5 minutes for the greeting and 10 for the end of data. */
 const DEFAULT_GREETING_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_SOCKET_TIMEOUT_MS = 10 * 60_000;
-/** Time a peer gets to answer QUIT before the socket is closed anyway. */
+/** Time a peer gets to reply to QUIT before the socket is closed anyway. */
 const QUIT_TIMEOUT_MS = 2_000;
 
 /** Fields nodemailer attaches to the errors it reports (see its `_formatError`). */
@@ -290,7 +290,7 @@ export class ClientConnection {
       return;
     }
     this.connection.quit();
-    // A peer that never answers QUIT would keep the socket until the inactivity timeout.
+    // A peer that never replies to QUIT would keep the socket until the inactivity timeout.
     const timer = setTimeout(() => this.connection.close(), QUIT_TIMEOUT_MS);
     timer.unref();
   }
