@@ -282,8 +282,9 @@ export class CampaignSender {
           { campaignId, subscriberId: change.subscriberId },
           classifyReply(reply),
         );
-        // A failure the classifier ignores still leaves the recipient undelivered.
-        if (!outcome)
+        // A failure the classifier ignores, or one whose subscriber is gone, still leaves the
+        // recipient undelivered; without this update the change would be read again.
+        if (!outcome?.applied)
           updates.push({ subscriberId: change.subscriberId, status: 'bounced', detail: reply });
       }
       await distribution.setRecipientStatuses(campaignId, updates);

@@ -57,7 +57,9 @@ export function registerDistributionRoutes(
   });
 
   // CSV imports stream: the parser hands the request stream on without buffering it.
-  app.addContentTypeParser('text/csv', (_request, payload, done) => done(null, payload));
+  if (!app.hasContentTypeParser('text/csv')) {
+    app.addContentTypeParser('text/csv', (_request, payload, done) => done(null, payload));
+  }
 
   app.get('/distribution/openapi.json', () => DISTRIBUTION_OPENAPI);
 

@@ -26,6 +26,8 @@ export async function registerUnsubscribeRoutes(
   // One-click requests arrive as forms (RFC 8058 section 3.1); the body itself carries no data
   // Herald needs, so it is read as text and ignored.
   for (const type of ['application/x-www-form-urlencoded', 'multipart/form-data']) {
+    // An app that already parses forms (with @fastify/formbody) keeps its parser.
+    if (app.hasContentTypeParser(type)) continue;
     app.addContentTypeParser(
       type,
       { parseAs: 'string', bodyLimit: 64 * 1024 },
