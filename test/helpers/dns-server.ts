@@ -205,15 +205,35 @@ function toAnswer(record: DnsRecord): packet.Answer {
     case 'AAAA':
       return { ...common, type: record.type, data: record.address };
     case 'TXT':
-      // A copy, because dns-packet replaces the strings of the array it encodes with Buffers.
-      return {
-        ...common,
-        type: 'TXT',
-        data: typeof record.value === 'string' ? [record.value] : [...record.value],
-      };
+      return { ...common, type: 'TXT', data: txtStrings(record.name, record.value) };
     case 'CNAME':
       return { ...common, type: 'CNAME', data: normalizeName(record.target) };
   }
+}
+
+/**
+ * The character-strings of a TXT record. A single string is split into strings of at most 255
+ * octets, as a zone file publishes a long DKIM key. An array is served as given, so tests can
+ * publish a value split in the wrong place, but a string over 255 octets cannot be encoded
+ * (RFC 1035 section 3.3) and is rejected. The result is a copy, because dns-packet replaces the
+ * strings of the array it encodes with Buffers.
+ */
+function txtStrings(name: string, value: string | string[]): Buffer[] {
+  if (typeof value === 'string') {
+    const bytes = Buffer.from(value, 'utf8');
+    const strings: Buffer[] = [];
+    for (let start = 0; start < bytes.length; start += 255) {
+      strings.push(bytes.subarray(start, start + 255));
+    }
+    return strings.length > 0 ? strings : [Buffer.alloc(0)];
+  }
+  return value.map((text) => {
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length > 255) {
+      throw new RangeError(`TXT string for ${name} is ${bytes.length} octets; the maximum is 255`);
+    }
+    return bytes;
+  });
 }
 
 type Responder = (query: Buffer, transport: 'udp' | 'tcp') => Buffer | undefined;
