@@ -15,6 +15,10 @@
  *
  *   npx tsx bench/relay.ts            # 2,000 messages per set-up, 3 rounds
  *   BENCH_MESSAGES=500 BENCH_ROUNDS=1 npx tsx bench/relay.ts
+ *   BENCH_ONLY=forwarding BENCH_HERALD_NODE_ARGS=--cpu-prof npx tsx bench/relay.ts
+ *
+ * `BENCH_ONLY` runs one set-up (`forwarding` or `submission`); `BENCH_HERALD_NODE_ARGS` adds
+ * Node options to `herald serve` only, such as `--cpu-prof` for a profile of the server.
  *
  * Needs root for the private Postfix instances (Postfix's master starts as root and its
  * daemons run as the `postfix` user). Everything listens on 127.0.0.0/8 only.
@@ -49,6 +53,8 @@ const SESSIONS = 100;
 const SUBMISSION_SESSIONS = 20;
 const SINK_HOST = '127.0.0.25';
 const PASSWORD = 'benchmark password 1';
+const ONLY = process.env.BENCH_ONLY;
+const HERALD_NODE_ARGS = (process.env.BENCH_HERALD_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -233,7 +239,7 @@ async function startHerald(
 
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'dist', 'cli', 'main.js'), 'serve', '--config', configPath],
+    [...HERALD_NODE_ARGS, join(ROOT, 'dist', 'cli', 'main.js'), 'serve', '--config', configPath],
     {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
@@ -578,7 +584,11 @@ async function main(): Promise<void> {
         forwarding.reverse();
         submission.reverse();
       }
-      for (const [name, run] of [...forwarding, ...submission]) {
+      const setups = [
+        ...(ONLY === undefined || ONLY === 'forwarding' ? forwarding : []),
+        ...(ONLY === undefined || ONLY === 'submission' ? submission : []),
+      ];
+      for (const [name, run] of setups) {
         const sample = await run();
         results[name]!.push(sample);
         const rss = sample.peakRssMb ? `, peak RSS ${sample.peakRssMb.toFixed(0)} MB` : '';
@@ -602,12 +612,15 @@ async function main(): Promise<void> {
     ['Herald submission (DKIM)', 'Postfix + OpenDKIM'],
   ];
   for (const [herald, postfix] of pairs) {
+    if (results[herald]!.length === 0) continue;
     console.log(
       `| ${herald} | ${rate(herald).toFixed(0)} | ${(rate(herald) / rate(postfix)).toFixed(2)} |`,
     );
     console.log(`| ${postfix} | ${rate(postfix).toFixed(0)} | |`);
   }
-  const rss = median(results['Herald forwarding (SRS)']!.map((s) => s.peakRssMb ?? 0));
+  const peaks = results['Herald forwarding (SRS)']!.map((s) => s.peakRssMb ?? 0);
+  if (peaks.length === 0) return;
+  const rss = median(peaks);
   console.log(
     `\nHerald peak resident memory at ${SESSIONS} inbound sessions: ${rss.toFixed(0)} MB (median of peaks)`,
   );
