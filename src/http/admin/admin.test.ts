@@ -7,10 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDnsServer, type DnsServer } from '../../../test/helpers/dns-server.js';
 import { createCheckLookups } from '../../dns/check.js';
 import type { ManagementContext } from '../../domains/context.js';
+import { rotationStatus } from '../../domains/rotation.js';
 import { addDomain } from '../../domains/service.js';
 import { SqliteStore } from '../../store/sqlite.js';
 import { buildHttpApp } from '../app.js';
 import { Metrics } from '../metrics.js';
+
+import { watchRotations } from './rotation-watch.js';
 
 const TOKEN = 'admin-test-token-0123456789';
 
@@ -171,5 +174,37 @@ describe('DNS check API', () => {
     });
     expect(response.statusCode).toBe(201);
     expect(response.json<{ stage: string }>().stage).toBe('waiting-for-dns');
+  });
+});
+
+describe('rotation watch', () => {
+  it('switches signing once DNS serves the new keys', async () => {
+    const lookups = createCheckLookups({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+    const switched: string[] = [];
+    const watch = watchRotations(
+      { context, lookups, tokens: [], onChange: () => void switched.push('reload') },
+      app.log,
+      60_000,
+    );
+    const before = await rotationStatus(context, 'club.example');
+    expect(before.stage).toBe('waiting-for-dns');
+    await watch.check();
+    expect(switched).toEqual([]);
+
+    dns.set(
+      before.pending.map(({ key }) => ({
+        name: `${key.selector}._domainkey.club.example`,
+        type: 'TXT' as const,
+        value: key.publicRecord.match(/.{1,255}/g)!,
+      })),
+    );
+    await watch.check();
+    watch.stop();
+    expect(switched).toEqual(['reload']);
+    const after = await rotationStatus(context, 'club.example');
+    expect(after.stage).toBe('grace');
+    expect(after.active.map((key) => key.selector).sort()).toEqual(
+      before.pending.map(({ key }) => key.selector).sort(),
+    );
   });
 });

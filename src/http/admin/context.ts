@@ -25,6 +25,8 @@ export interface AdminOptions {
   onCampaignStarted?: () => void;
   /** Facts of the readiness card that DNS cannot show. */
   readiness?: { oneClickUnsubscribe: boolean; outboundTls: boolean; sendingAddresses?: string[] };
+  /** Interval of the background check that switches rotations once DNS serves the new keys. */
+  rotationCheckMs?: number;
   /** Marks the session cookie `Secure`; on by default, off for plain-HTTP tests on loopback. */
   secureCookies?: boolean;
 }

@@ -20,6 +20,7 @@ import { registerDistributionPages } from './pages-distribution.js';
 import { registerDomainPages } from './pages-domains.js';
 import { registerQueuePages } from './pages-queue.js';
 import { registerUserPages } from './pages-users.js';
+import { watchRotations } from './rotation-watch.js';
 import { SESSION_COOKIE, SessionStore, csrfMatches } from './session.js';
 import { AdminUsers } from './users.js';
 
@@ -111,6 +112,12 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) =>
     sendError(error, request, reply),
   );
+
+  const rotations = watchRotations(options, app.log, options.rotationCheckMs);
+  app.addHook('onClose', (_instance, done) => {
+    rotations.stop();
+    done();
+  });
 
   registerAssets(app);
   registerLogin(app, state, sessions);
