@@ -221,6 +221,38 @@ describe('postgres store', () => {
     }
   });
 
+  it('watchQueue wakes other nodes on enqueue', async () => {
+    const url = await cluster.createDatabase();
+    const sender = await openStore({ url });
+    const watcher = await openStore({ url });
+    try {
+      let calls = 0;
+      let woken: () => void = () => undefined;
+      const stop = watcher.watchQueue!(() => {
+        calls++;
+        woken();
+      });
+      // LISTEN starts on a connection that opens in the background: let it start first.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const wake = new Promise<void>((resolve) => (woken = resolve));
+      await sender.enqueue(message('a@example.net'));
+      await Promise.race([
+        wake,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('no notification')), 5000)),
+      ]);
+      expect(calls).toBeGreaterThanOrEqual(1);
+
+      stop();
+      const before = calls;
+      await sender.enqueue(message('b@example.net'));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(calls).toBe(before);
+    } finally {
+      await sender.close();
+      await watcher.close();
+    }
+  });
+
   it('openStore names the server it cannot reach', async () => {
     // Port 1 on loopback has no listener, so the connection is refused at once.
     await expect(openStore({ url: 'postgres://herald:secret@127.0.0.1:1/herald' })).rejects.toThrow(

@@ -86,6 +86,16 @@ export interface PostgresStoreOptions {
  */
 export const MIGRATION_LOCK_KEY = Buffer.from('herald:m').readBigInt64BE().toString();
 
+/** Channel of the notifications sent when entries become due (LISTEN/NOTIFY). */
+const QUEUE_CHANNEL = 'herald_queue';
+
+/**
+ * A store sends at most one queue notification per this many milliseconds. PostgreSQL
+ * serialises the commits of notifying transactions, so each notification is a statement of its
+ * own, outside the enqueue transactions, and bursts of enqueues share one.
+ */
+const NOTIFY_INTERVAL_MS = 50;
+
 /** A lease owner's heartbeat is written at most this often, in milliseconds. */
 const HEARTBEAT_INTERVAL_MS = 5_000;
 
@@ -145,6 +155,8 @@ export class PostgresStore implements Store {
   private readonly statementNames = new Map<string, string>();
   /** The connection that holds this node's destination slots (session advisory locks). */
   private slotClient: Promise<pg.Client> | undefined;
+  private readonly queueListeners = new Set<() => void>();
+  private notifyTimer: NodeJS.Timeout | undefined;
   /** Destination slots this store holds, as `slot:domain`. */
   private readonly heldSlots = new Set<string>();
   private closed = false;
@@ -186,6 +198,8 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.notifyTimer);
+    this.notifyTimer = undefined;
     const slots = this.slotClient;
     this.slotClient = undefined;
     // Ending the session releases every destination slot this node still holds.
@@ -349,6 +363,7 @@ export class PostgresStore implements Store {
       recipients.map((r) => r.campaignId ?? null),
       recipients.map((r) => r.subscriberId ?? null),
     ]);
+    this.scheduleNotify();
     return { messageId, entryIds: rows.map((row) => Number(row.id)) };
   }
 
@@ -480,7 +495,9 @@ export class PostgresStore implements Store {
        SELECT count(*) AS n FROM retried`,
       [Date.now(), ...parameters],
     );
-    return Number(rows[0]?.n ?? 0);
+    const retried = Number(rows[0]?.n ?? 0);
+    if (retried > 0) this.scheduleNotify();
+    return retried;
   }
 
   async deleteEntries(selector: { messageId?: string; entryId?: number }): Promise<number> {
@@ -685,7 +702,26 @@ export class PostgresStore implements Store {
     await this.query(CANCEL_START_SQL, [domain.toLowerCase(), Math.round(60_000 / ratePerMinute)]);
   }
 
+  watchQueue(listener: () => void): () => void {
+    this.queueListeners.add(listener);
+    // LISTEN runs on the slot connection, which stays open for the life of the store.
+    this.slots().catch((error: unknown) => this.onError(error as Error));
+    return () => this.queueListeners.delete(listener);
+  }
+
   // Helpers.
+
+  /** Send one queue notification soon, for this and every other node's watchers. */
+  private scheduleNotify(): void {
+    if (this.notifyTimer !== undefined || this.closed) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      this.query('SELECT pg_notify($1, $2)', [QUEUE_CHANNEL, '']).catch((error: unknown) =>
+        this.onError(error as Error),
+      );
+    }, NOTIFY_INTERVAL_MS);
+    this.notifyTimer.unref();
+  }
 
   /** Record that `owner` is alive, at most once per heartbeat interval. */
   private async heartbeat(owner: string): Promise<void> {
@@ -700,7 +736,13 @@ export class PostgresStore implements Store {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
     if (this.slotClient === undefined) {
       const client = new pg.Client({ connectionString: this.url, application_name: 'herald' });
-      const opened = client.connect().then(() => client);
+      client.on('notification', () => {
+        for (const listener of this.queueListeners) listener();
+      });
+      const opened = client
+        .connect()
+        .then(() => client.query(`LISTEN ${QUEUE_CHANNEL}`))
+        .then(() => client);
       client.on('error', (error) => {
         // Its locks are released with the session; the next call opens a new connection.
         if (this.slotClient === opened) {

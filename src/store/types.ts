@@ -266,4 +266,9 @@ export interface Store {
   reserveDestinationStart?(domain: string, ratePerMinute: number): Promise<number>;
   /** Give back a reservation that was not used. */
   cancelDestinationStart?(domain: string, ratePerMinute: number): Promise<void>;
+  /**
+   * Call `listener` soon after any node enqueues or retries entries, so idle delivery workers
+   * wake at once instead of at their next poll. Returns a function that stops the calls.
+   */
+  watchQueue?(listener: () => void): () => void;
 }
