@@ -28,15 +28,23 @@ export function registerDnsCommands(program: Command): void {
       .description('look up every record the domain must publish and report what is wrong'),
   ).action(async (name: string, options: CommonOptions) => {
     const lookups = await checkLookups(options);
-    const report = await withManagement(options, async (context) => {
+    const { report, readiness } = await withManagement(options, async (context) => {
       const { domainCheckTarget } = await import('../domains/rotation.js');
-      const { checkDomain } = await import('../dns/check.js');
-      return checkDomain(lookups, await domainCheckTarget(context, name));
+      const { checkDomain, checkReadiness, sendingAddressesOf } = await import('../dns/check.js');
+      const target = await domainCheckTarget(context, name);
+      const result = await checkDomain(lookups, target);
+      const card = await checkReadiness(lookups, result, {
+        sendingAddresses: await sendingAddressesOf(lookups, target),
+        oneClickUnsubscribe: true,
+        outboundTls: true,
+      });
+      return { report: result, readiness: card };
     });
-    if (options.json) printJson(report);
+    if (options.json) printJson({ ...report, readiness });
     else {
-      const { formatCheckReport } = await import('../dns/check-format.js');
+      const { formatCheckReport, formatReadiness } = await import('../dns/check-format.js');
       process.stdout.write(formatCheckReport(report));
+      process.stdout.write(formatReadiness(readiness));
     }
     if (!report.ok) throw new CliError(`${report.domain} is not ready`, EXIT_FAILURE);
   });

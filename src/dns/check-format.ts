@@ -1,4 +1,5 @@
 /** Plain-text rendering of a setup check, for `herald dns check` and logs. */
+import type { ReadinessItem } from './check-readiness.js';
 import type { CheckReport, RecordCheck } from './check-types.js';
 
 const MARK: Record<RecordCheck['status'], string> = {
@@ -30,6 +31,21 @@ export function formatCheckReport(report: CheckReport): string {
       lines.push(`         expected: ${record.expected}`);
       for (const found of record.found) lines.push(`         found:    ${found}`);
     }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const READINESS_MARK: Record<ReadinessItem['status'], string> = {
+  met: 'met    ',
+  'not-met': 'NOT MET',
+  unknown: 'UNKNOWN',
+};
+
+/** The readiness card for bulk sending: one line per requirement, then its detail. */
+export function formatReadiness(items: ReadinessItem[]): string {
+  const lines = ['', 'Readiness for bulk sending:'];
+  for (const item of items) {
+    lines.push(`${READINESS_MARK[item.status]}  ${item.title}`, `         ${item.detail}`);
   }
   return `${lines.join('\n')}\n`;
 }

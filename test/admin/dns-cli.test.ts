@@ -86,6 +86,8 @@ describe('herald dns check', () => {
     dns.set(published);
     const run = await herald(['dns', 'check', 'club.example', '--config', config]);
     expect(run.stdout).toContain('DNS check of club.example: ready (0 errors, 0 warnings)');
+    expect(run.stdout).toContain('met      DKIM signatures aligned with the From domain');
+    expect(run.stdout).toContain('NOT MET  Forward-confirmed reverse DNS');
     expect(run.status).toBe(0);
   });
 
