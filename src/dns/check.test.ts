@@ -107,6 +107,11 @@ beforeAll(async () => {
     { name: 'spf-long.test', type: 'TXT', value: 'v=spf1 include:chain0.spf.test -all' },
     { name: 'spf-typo.test', type: 'TXT', value: `v=spf1 a:${HOST} inclde:x.test ~all` },
     { name: 'spf-none.test', type: 'TXT', value: 'some other text' },
+    { name: 'spf-redirect.test', type: 'TXT', value: 'v=spf1 redirect=spf-ok.test' },
+    { name: 'spf-mx.test', type: 'TXT', value: 'v=spf1 mx -all' },
+    { name: 'spf-mx.test', type: 'MX', priority: 10, exchange: HOST },
+    { name: 'spf-cidr.test', type: 'TXT', value: 'v=spf1 ip4:127.0.0.0/8 ip6:2001:db8::/32 -all' },
+    { name: 'spf-soft.test', type: 'TXT', value: 'v=spf1 ip4:192.0.2.1 ~all' },
     ...includeChain,
 
     {
@@ -274,6 +279,20 @@ describe('SPF check', () => {
     const result = await check(spf('spf-other.test'));
     expect(codes(result)).toEqual(['spf-not-covering']);
     expect(result.findings[0]!.message).toContain(`${HERALD_ADDRESS}: the result for it is fail`);
+  });
+
+  it.each(['spf-redirect.test', 'spf-mx.test', 'spf-cidr.test'])(
+    'accepts Herald covered at %s',
+    async (name) => {
+      const result = await check(spf(name));
+      expect(result.findings).toEqual([]);
+    },
+  );
+
+  it('reports a softfail as not covering', async () => {
+    const result = await check(spf('spf-soft.test'));
+    expect(codes(result)).toEqual(['spf-not-covering']);
+    expect(result.findings[0]!.message).toContain('the result for it is softfail');
   });
 
   it('reports more than 10 lookups', async () => {

@@ -1,7 +1,7 @@
 /**
  * Advances DKIM key rotations without an operator: at a fixed interval it checks the pending
- * keys of every domain in DNS and switches signing once DNS serves them, then asks the server
- * to reload its keyring. The admin page and `herald dns rotation` do the same step on demand.
+ * keys of every domain in DNS and switches signing once DNS serves them, then calls `onChange`
+ * so the server reloads its keyring. The admin page and `herald dns rotation` do the same step on demand.
  */
 import type { FastifyBaseLogger } from 'fastify';
 
