@@ -557,11 +557,19 @@ export class PostgresStore implements Store {
   }
 
   async nextDueAt(): Promise<Date | undefined> {
-    // A leased entry is due again only when its lease runs out.
+    // The first unleased entry comes from the due index in order. Leased entries are few (the
+    // deliveries in flight, in their own index), and one is due again when its lease runs out.
+    // LEAST ignores a NULL, so an empty side drops out.
     const row = await this.one(
-      `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at
-                    THEN lease_expires_at ELSE next_attempt_at END) AS due
-         FROM queue_entries WHERE status IN ${PENDING_STATUSES}`,
+      `SELECT LEAST(
+         (SELECT next_attempt_at FROM queue_entries
+            WHERE status IN ${PENDING_STATUSES} AND lease_owner IS NULL
+            ORDER BY next_attempt_at LIMIT 1),
+         (SELECT MIN(CASE WHEN lease_expires_at > next_attempt_at
+                     THEN lease_expires_at ELSE next_attempt_at END)
+            FROM queue_entries
+            WHERE lease_owner IS NOT NULL AND status IN ${PENDING_STATUSES})
+       ) AS due`,
     );
     return row?.due === null || row?.due === undefined ? undefined : new Date(Number(row.due));
   }
