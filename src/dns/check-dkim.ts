@@ -114,13 +114,18 @@ function analyseKeyRecord(name: string, expected: string, strings: string[]): Fi
   const text = strings.join('');
 
   if (text.includes('"')) {
+    // `"…" "…"` inside one string is a zone file's split value pasted into a one-string field.
+    const zoneForm = /"\s+"/.test(text);
     findings.push({
       code: 'quotes',
       severity: 'error',
       name,
-      message:
-        'The value contains quote characters ("). They were pasted with the value; the DNS provider adds its own quotes, so these become part of the key.',
-      fix: 'Edit the record and remove every " character from the value.',
+      message: zoneForm
+        ? 'The value contains the quoted strings of a zone file ("…" "…"), pasted into a field that takes the value as one string, so the quotes and spaces become part of the key.'
+        : 'The value contains quote characters ("). They were pasted with the value; the DNS provider adds its own quotes, so these become part of the key.',
+      fix: zoneForm
+        ? 'Paste the value without quotes, as one piece (use the "Copy value" button), or enter each string as the provider’s form asks.'
+        : 'Edit the record and remove every " character from the value.',
     });
   }
   findings.push(...splitFindings(name, strings));

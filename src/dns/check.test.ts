@@ -185,6 +185,7 @@ describe('DKIM key check', () => {
   it('reports quoted strings pasted as one value', async () => {
     const result = await check(expectedDkim('pasted'));
     expect(codes(result)).toContain('quotes');
+    expect(result.findings[0]!.message).toContain('the quoted strings of a zone file');
     expect(result.status).toBe('error');
   });
 
