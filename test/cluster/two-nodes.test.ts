@@ -1,7 +1,8 @@
 /**
  * Two `herald serve` nodes on one PostgreSQL database, each with its own data directory and
- * listeners, sharing the SRS secrets. smtp-source sends to both at once; an `smtp-server` sink
- * records what arrives, matched by the Message-ID that smtp-source writes into each message.
+ * listeners, sharing the SRS secrets. Both start at once on an empty database, so they create
+ * the schema concurrently. smtp-source sends to both at once, and an `smtp-server` sink records
+ * what arrives, matched by the Message-ID that smtp-source writes into each message.
  *
  * - Mail accepted by either node arrives exactly once.
  * - A node killed with SIGKILL in the middle of a stream loses nothing: the entries it had
@@ -73,23 +74,12 @@ function nodeSettings(storeUrl: string, name: string) {
   };
 }
 
-/** Creates a database with a catch-all alias and starts two nodes on it. */
+/**
+ * Starts two nodes at once on a new, empty database, so they create the schema concurrently,
+ * then adds a catch-all alias through the store.
+ */
 async function startCluster(): Promise<{ url: string; a: HeraldInstance; b: HeraldInstance }> {
   const url = await postgres.createDatabase();
-  // Forwarding signs nothing, so the domain needs no DKIM keys and the store API suffices.
-  const setup = await openStore({ url });
-  try {
-    const domain = await setup.addDomain('load.test');
-    await setup.addAlias({
-      domainId: domain.id,
-      localPart: '*',
-      targets: ['inbox@dest.test'],
-      enabled: true,
-      dmarcPolicy: 'forward',
-    });
-  } finally {
-    await setup.close();
-  }
   const started = await Promise.all(
     ['mx-a', 'mx-b'].map(async (name) => {
       const dataDir = makeDataDir();
@@ -104,6 +94,20 @@ async function startCluster(): Promise<{ url: string; a: HeraldInstance; b: Hera
       return node;
     }),
   );
+  // Forwarding signs nothing, so the domain needs no DKIM keys and the store API suffices.
+  const setup = await openStore({ url });
+  try {
+    const domain = await setup.addDomain('load.test');
+    await setup.addAlias({
+      domainId: domain.id,
+      localPart: '*',
+      targets: ['inbox@dest.test'],
+      enabled: true,
+      dmarcPolicy: 'forward',
+    });
+  } finally {
+    await setup.close();
+  }
   return { url, a: started[0]!, b: started[1]! };
 }
 
