@@ -32,8 +32,15 @@ export const CLUSTER_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-/** Heartbeat upsert; parameters: name, now (ms). */
+/**
+ * Heartbeat upsert, which also forgets nodes unseen since a cutoff: every restart brings a new
+ * lease owner name, so without it the table would grow with each one. Parameters: name,
+ * now (ms), cutoff (ms).
+ */
 export const HEARTBEAT_SQL = `
+  WITH forgotten AS (
+    DELETE FROM cluster_nodes WHERE last_seen_at < $3 AND name <> $1
+  )
   INSERT INTO cluster_nodes (name, first_seen_at, last_seen_at) VALUES ($1, $2, $2)
   ON CONFLICT (name) DO UPDATE SET last_seen_at = GREATEST(cluster_nodes.last_seen_at, $2)`;
 

@@ -156,9 +156,21 @@ describe('postgres store', () => {
         ['mx-b:2:bb', true, 1],
         ['mx-c:3:cc', true, 0],
       ]);
+      // A node unseen for more than a day goes at the next heartbeat of another node.
+      await cluster.query(
+        `INSERT INTO cluster_nodes (name, first_seen_at, last_seen_at) VALUES ('gone:0:00', 0, 0)`,
+        [],
+        url,
+      );
+      expect((await second.listNodes()).length).toBe(4);
+      await second.claimDue({ owner: 'mx-d:4:dd', limit: 1, leaseMs: 60_000 });
+      const names = (await second.listNodes()).map((n) => n.name);
+      expect(names).toEqual(['mx-a:1:aa', 'mx-b:2:bb', 'mx-c:3:cc', 'mx-d:4:dd']);
+
       // Seen from two minutes on, every node is stale and its leases have run out.
       const later = await first.listNodes({ now: new Date(Date.now() + 120_000) });
       expect(later.map((n) => [n.alive, n.leasedEntries])).toEqual([
+        [false, 0],
         [false, 0],
         [false, 0],
         [false, 0],

@@ -105,6 +105,9 @@ const HEARTBEAT_INTERVAL_MS = 5_000;
  */
 const DEFAULT_STALE_AFTER_MS = 90_000;
 
+/** A node unseen for this long is removed from the node list, in milliseconds (one day). */
+const FORGET_AFTER_MS = 86_400_000;
+
 /** SQLSTATE codes (PostgreSQL appendix A) that map to the store's own errors. */
 const UNIQUE_VIOLATION = '23505';
 const FOREIGN_KEY_VIOLATION = '23503';
@@ -736,7 +739,7 @@ export class PostgresStore implements Store {
     const now = Date.now();
     if (now - (this.heartbeats.get(owner) ?? 0) < HEARTBEAT_INTERVAL_MS) return;
     this.heartbeats.set(owner, now);
-    await this.query(HEARTBEAT_SQL, [owner, now]);
+    await this.query(HEARTBEAT_SQL, [owner, now, now - FORGET_AFTER_MS]);
   }
 
   /** The dedicated slot connection, opened on first use and again after it failed. */
