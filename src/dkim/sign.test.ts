@@ -182,6 +182,22 @@ describe('signing', () => {
     }
   });
 
+  it('copies header chunks the caller reuses', () => {
+    const options = {
+      time: TIME,
+      signatures: [{ domain: 'example.com', selector: 'ed', privateKey: ed25519 }],
+    };
+    const whole = sign(MESSAGE, options);
+    const signer = createSigner(options);
+    const scratch = Buffer.alloc(16);
+    for (let start = 0; start < MESSAGE.length; start += scratch.length) {
+      const length = MESSAGE.copy(scratch, 0, start, start + scratch.length);
+      signer.update(scratch.subarray(0, length));
+      scratch.fill(0x78);
+    }
+    expect(signer.finish()).toBe(whole);
+  });
+
   it('signStream signs a 50 MB message in bounded memory', async () => {
     const options = {
       time: TIME,

@@ -267,20 +267,23 @@ export class DkimSigner {
       return;
     }
     const searchFrom = Math.max(0, this.headerBuffer.length - 3);
-    this.headerBuffer =
+    const combined =
       this.headerBuffer.length === 0 ? chunk : Buffer.concat([this.headerBuffer, chunk]);
-    const end = indexOfHeaderEnd(this.headerBuffer, searchFrom);
+    const end = indexOfHeaderEnd(combined, searchFrom);
     if (end === -1) {
-      if (this.headerBuffer.length > MAX_HEADER_BYTES) {
+      if (combined.length > MAX_HEADER_BYTES) {
         throw new DkimSignError(
           `header section exceeds ${MAX_HEADER_BYTES} bytes without a blank line`,
+          'message',
         );
       }
+      // A copy, because the caller may reuse the chunk's memory after this call returns.
+      this.headerBuffer = combined === chunk ? Buffer.from(chunk) : combined;
       return;
     }
-    this.header = this.headerBuffer.subarray(0, end);
-    this.updateBody(this.headerBuffer.subarray(end + 2));
+    this.header = Buffer.from(combined.subarray(0, end));
     this.headerBuffer = Buffer.alloc(0);
+    this.updateBody(combined.subarray(end + 2));
   }
 
   private updateBody(chunk: Buffer): void {
