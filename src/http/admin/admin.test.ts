@@ -208,3 +208,23 @@ describe('rotation watch', () => {
     );
   });
 });
+
+describe('delegated DKIM page', () => {
+  it('shows the CNAMEs and the provider zone', async () => {
+    const { cookie, csrf } = await signIn();
+    await addDomain(context, 'delegated.example');
+    const enabled = await app.inject({
+      method: 'POST',
+      url: '/admin/domains/delegated.example/rotation/delegate',
+      headers: { cookie },
+      payload: { zone: 'keys.provider.test', _csrf: csrf },
+    });
+    expect(enabled.statusCode).toBe(303);
+    const page = await app.inject({ url: '/admin/domains/delegated.example', headers: { cookie } });
+    expect(page.body).toContain('Delegated DKIM: CNAME records to publish once');
+    expect(page.body).toContain('hd1r.delegated.example.keys.provider.test');
+    expect(page.body).toContain("Records for the provider's zone keys.provider.test");
+    const clientTable = page.body.slice(0, page.body.indexOf('Delegated DKIM: CNAME'));
+    expect(clientTable).not.toContain('hd1r._domainkey.delegated.example</p>');
+  });
+});

@@ -104,10 +104,19 @@ export function registerDomainPages(app: FastifyInstance, state: AdminState): vo
     const details = await service.getDomainDetails(state.context, name);
     const target = await rotation.domainCheckTarget(state.context, name);
     const status = await rotation.rotationStatus(state.context, name);
-    const records = domainRecords(details.domain, details.keys, state.context).filter((record) =>
-      target.records.some(
-        (expected) => expected.name === record.name && expected.value === record.value,
-      ),
+    const delegatedNames = new Set(
+      status.delegationZone
+        ? rotation.delegationCnames(name, status.delegationZone).map((record) => record.name)
+        : [],
+    );
+    // Removed keys are left out, and with delegated DKIM the client publishes CNAMEs at the
+    // slot names while the keys themselves go to the provider's zone.
+    const records = domainRecords(details.domain, details.keys, state.context).filter(
+      (record) =>
+        !delegatedNames.has(record.name) &&
+        target.records.some(
+          (expected) => expected.name === record.name && expected.value === record.value,
+        ),
     );
     const delegated = status.delegationZone
       ? rotation.delegationCnames(name, status.delegationZone)
