@@ -66,7 +66,7 @@ export interface Finding {
   fix?: string;
 }
 
-export type RecordKind = 'dkim' | 'mx' | 'spf' | 'dmarc' | 'cname';
+export type RecordKind = 'dkim' | 'mx' | 'spf' | 'dmarc' | 'cname' | 'txt';
 
 /** The result of checking one expected record. */
 export interface RecordCheck {

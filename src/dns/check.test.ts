@@ -126,6 +126,7 @@ beforeAll(async () => {
     { name: '_dmarc.parent.test', type: 'TXT', value: 'v=DMARC1; p=quarantine' },
     { name: 'sub.parent.test', type: 'A', address: '192.0.2.9' },
 
+    { name: `_smtp._tls.${DOMAIN}`, type: 'TXT', value: 'v=TLSRPTv1; rua=mailto:tls@club.example' },
     { name: DOMAIN, type: 'MX', priority: 10, exchange: HOST },
     { name: DOMAIN, type: 'TXT', value: `v=spf1 a:${HOST} ~all` },
     { name: 'mx-other.test', type: 'MX', priority: 10, exchange: 'mx.provider.test' },
@@ -393,6 +394,23 @@ describe('MX check', () => {
     expect(right.findings).toEqual([]);
     const wrong = await check({ purpose: 'CNAME', name, type: 'CNAME', value: 'elsewhere.test' });
     expect(codes(wrong)).toEqual(['cname-differs']);
+  });
+});
+
+describe('other TXT records', () => {
+  it('compares the value exactly', async () => {
+    const expected = (value: string): ExpectedRecord => ({
+      purpose: 'TLS reporting',
+      name: `_smtp._tls.${DOMAIN}`,
+      type: 'TXT',
+      value,
+    });
+    const right = await check(expected('v=TLSRPTv1; rua=mailto:tls@club.example'));
+    expect(right.findings).toEqual([]);
+    const wrong = await check(expected('v=TLSRPTv1; rua=mailto:reports@club.example'));
+    expect(codes(wrong)).toEqual(['value-differs']);
+    const missing = await check({ ...expected('v=TLSRPTv1'), name: `_smtp._tls.other.test` });
+    expect(codes(missing)).toEqual(['missing']);
   });
 });
 

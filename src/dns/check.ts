@@ -10,7 +10,14 @@
 import { checkDkim } from './check-dkim.js';
 import { checkDmarc } from './check-dmarc.js';
 import { checkSpf, isSpfRecord } from './check-spf.js';
-import { doubledNames, lookupFailed, missingFinding } from './check-common.js';
+import {
+  describeDifference,
+  doubledNames,
+  lookupFailed,
+  lookupTxt,
+  missingFinding,
+  showTxt,
+} from './check-common.js';
 import type { CheckLookups } from './check-lookups.js';
 import type {
   CheckReport,
@@ -58,7 +65,47 @@ export function checkRecord(
   if (isSpfRecord([expected.value])) {
     return checkSpf(lookups, expected, domain, sendingAddresses);
   }
-  throw new Error(`no check for the ${expected.type} record at ${expected.name}`);
+  return checkTxtValue(lookups, expected, domain);
+}
+
+/** Any other TXT record: it must be published with exactly the expected value. */
+async function checkTxtValue(
+  lookups: CheckLookups,
+  expected: ExpectedRecord,
+  domain: string,
+): Promise<RecordCheck> {
+  const base = {
+    kind: 'txt' as const,
+    purpose: expected.purpose,
+    name: expected.name,
+    type: expected.type,
+    expected: expected.value,
+  };
+  const answer = await lookupTxt(lookups, expected.name, domain);
+  if (answer.kind === 'failed') {
+    const findings = [lookupFailed(expected.name, answer.error)];
+    return { ...base, found: [], findings, status: statusOf(findings) };
+  }
+  const records = answer.kind === 'found' ? answer.records : [];
+  const found = records.map(showTxt);
+  const values = records.map((record) => record.join(''));
+  let findings: Finding[] = [];
+  if (values.length === 0) {
+    findings = [
+      missingFinding(expected.name, 'TXT record', answer.kind === 'missing' ? answer : {}),
+    ];
+  } else if (!values.includes(expected.value)) {
+    findings = [
+      {
+        code: 'value-differs',
+        severity: 'error',
+        name: expected.name,
+        message: `The TXT record differs from the expected value: ${describeDifference(expected.value, values[0] ?? '')}.`,
+        fix: 'Replace the value with the expected one.',
+      },
+    ];
+  }
+  return { ...base, found, findings, status: statusOf(findings) };
 }
 
 /** The addresses SPF must authorise: the configured ones, else those of the host name. */
