@@ -125,7 +125,7 @@
             var link = document.createElement('a');
             link.href = window.location.pathname;
             link.textContent = 'Show the updated list';
-            status.appendChild(document.createTextNode(' '));
+            status.appendChild(document.createTextNode('. '));
             status.appendChild(link);
           });
       }
