@@ -491,13 +491,7 @@ function registerCampaignPages(app: FastifyInstance, state: AdminState): void {
         );
       } catch (error) {
         const name = (error as Error).name;
-        if (
-          name !== 'InvalidRequestError' &&
-          name !== 'NotFoundError' &&
-          name !== 'CampaignError' &&
-          !(error instanceof SyntaxError) &&
-          name !== 'TemplateError'
-        )
+        if (name !== 'InvalidRequestError' && name !== 'NotFoundError' && name !== 'CampaignError')
           throw error;
         const message = (error as Error).message;
         const fieldName = /from/i.test(message)
