@@ -197,6 +197,7 @@ async function runCampaign(privateKeyPem: string): Promise<CampaignResult> {
           maxQueueLifetime: 432_000_000,
           connectTimeout: 10_000,
           leaseTime: 600_000,
+          retainFinished: 604_800_000,
         },
       },
       onOutcome: (_entry, outcome) => {

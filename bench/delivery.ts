@@ -113,6 +113,7 @@ async function runRound(variant: Variant, port: number, dnsAddress: string): Pro
           maxQueueLifetime: 432_000_000,
           connectTimeout: 5_000,
           leaseTime: 600_000,
+          retainFinished: 604_800_000,
         },
       },
       onOutcome: (_entry, outcome) => {

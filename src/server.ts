@@ -32,6 +32,8 @@ import type { Store } from './store/types.js';
 
 /** How often the server checks the store for key changes made with the CLI, in milliseconds. */
 const KEYRING_CHECK_INTERVAL_MS = 10_000;
+/** How often finished messages older than `delivery.retainFinished` are purged, in milliseconds. */
+const PURGE_INTERVAL_MS = 10 * 60_000;
 
 export interface RunningServer {
   /** Addresses the listeners are bound to, `host:port`. */
@@ -128,11 +130,25 @@ export async function startServer(
   }, KEYRING_CHECK_INTERVAL_MS);
   keyringTimer.unref();
 
+  const purge = async () => {
+    const purged = await store.purgeFinished(new Date(Date.now() - config.delivery.retainFinished));
+    if (purged > 0) logger.info({ purged }, 'purged finished messages from the store');
+  };
+  const purgeTimer = setInterval(() => {
+    purge().catch((error: unknown) => logger.error({ err: error }, 'purging finished mail failed'));
+  }, PURGE_INTERVAL_MS);
+  purgeTimer.unref();
+
+  // With PostgreSQL, another node's enqueue wakes this node's idle workers at once.
+  const unwatchQueue = store.watchQueue?.(() => delivery.notify());
+
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       logger.info('stopping: no new connections, finishing transactions in flight');
       clearInterval(keyringTimer);
+      clearInterval(purgeTimer);
+      unwatchQueue?.();
       await smtp.close();
       await http.close();
       await delivery.stop();

@@ -40,6 +40,7 @@ export interface HeraldConfig {
     maxQueueLifetime: number;
     connectTimeout: number;
     leaseTime: number;
+    retainFinished: number;
   };
   srs: {
     domain: string;
@@ -298,6 +299,14 @@ export const SETTINGS: readonly Setting[] = [
     default: '10m',
     min: 1000,
     description: 'How long a worker holds claimed entries before another node may take them.',
+  },
+  {
+    path: 'delivery.retainFinished',
+    kind: 'duration',
+    default: '7d',
+    min: 1000,
+    description:
+      'How long a delivered or bounced message keeps its body in the store before it is purged.',
   },
   {
     path: 'srs.domain',

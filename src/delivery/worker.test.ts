@@ -85,6 +85,7 @@ beforeEach(async () => {
             maxQueueLifetime: 86_400_000,
             connectTimeout: 1_000,
             leaseTime: 60_000,
+            retainFinished: 604_800_000,
             ...overrides,
           },
         },

@@ -63,6 +63,24 @@ export class Metrics {
     for (const [status, count] of Object.entries(counts)) {
       this.set('herald_queue_entries', 'Queue entries by status.', { status }, count);
     }
+    // Only a shared (PostgreSQL) store knows the other nodes; a gauge per node says whether it
+    // is alive and how many entries it holds under lease.
+    const nodes = (await store.listNodes?.()) ?? [];
+    for (const node of nodes) {
+      const labels = { node: node.name };
+      this.set(
+        'herald_node_up',
+        'Whether a node renewed its work recently (1) or not (0).',
+        labels,
+        node.alive ? 1 : 0,
+      );
+      this.set(
+        'herald_node_leased_entries',
+        'Queue entries held under lease by a node.',
+        labels,
+        node.leasedEntries,
+      );
+    }
     const memory = process.memoryUsage();
     this.set('process_resident_memory_bytes', 'Resident memory size in bytes.', {}, memory.rss);
     this.set('nodejs_heap_used_bytes', 'V8 heap in use, in bytes.', {}, memory.heapUsed);

@@ -229,6 +229,13 @@ describe('two nodes on one database', () => {
         expect(node.alive, node.name).toBe(true);
         expect(node.leasedEntries, node.name).toBe(0);
       }
+
+      // Each node's /metrics shows both nodes alive, read from the shared store.
+      const metrics = await fetch(`http://127.0.0.1:${b.httpPort}/metrics`).then((r) => r.text());
+      for (const node of nodes) {
+        expect(metrics).toContain(`herald_node_up{node="${node.name}"} 1`);
+        expect(metrics).toContain(`herald_node_leased_entries{node="${node.name}"} 0`);
+      }
     } finally {
       await store.close();
     }
