@@ -40,5 +40,45 @@ export function distributionSettingsFromEnv(
   if (Number.isInteger(batch) && batch > 0) settings.batchSize = batch;
   const threshold = Number(env.HERALD_DISTRIBUTION_SOFT_BOUNCE_THRESHOLD);
   if (Number.isInteger(threshold) && threshold > 0) settings.softBounceThreshold = threshold;
+  if (env.HERALD_DISTRIBUTION_DOMAIN_RULES) {
+    settings.domainRules = parseDomainRules(env.HERALD_DISTRIBUTION_DOMAIN_RULES);
+  }
   return settings;
+}
+
+/**
+ * Parses per-domain limits given as JSON, for example
+ * `[{"domain": "*.gmail.com", "startPerMinute": 100, "maxPerMinute": 1000, "rampMinutes": 60}]`.
+ */
+export function parseDomainRules(text: string): DomainRule[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(
+      `HERALD_DISTRIBUTION_DOMAIN_RULES is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+  if (!Array.isArray(value))
+    throw new Error('HERALD_DISTRIBUTION_DOMAIN_RULES must be a JSON array of rules');
+  return value.map((item: unknown, index) => {
+    const rule = item as Partial<Record<keyof DomainRule, unknown>>;
+    const valid =
+      typeof rule === 'object' &&
+      rule !== null &&
+      typeof rule.domain === 'string' &&
+      isRate(rule.maxPerMinute) &&
+      (rule.startPerMinute === undefined || isRate(rule.startPerMinute)) &&
+      (rule.rampMinutes === undefined || isRate(rule.rampMinutes));
+    if (!valid) {
+      throw new Error(
+        `HERALD_DISTRIBUTION_DOMAIN_RULES rule ${index}: expected {domain, maxPerMinute, startPerMinute?, rampMinutes?} with numbers >= 0`,
+      );
+    }
+    return rule as DomainRule;
+  });
+}
+
+function isRate(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
 }
