@@ -75,6 +75,9 @@ const DEFAULT_MAX_SLEEP_MS = 30_000;
 /** Pause after an unexpected failure of the loop (a store error), so it does not spin. */
 const FAILURE_PAUSE_MS = 1_000;
 const SPIN_PAUSE_MS = 20;
+/** Waits between tries for a per-domain slot that other nodes hold, doubling up to the maximum. */
+const SHARED_SLOT_INITIAL_BACKOFF_MS = 50;
+const SHARED_SLOT_MAX_BACKOFF_MS = 1_000;
 /** Transactions in memory at most, as a multiple of `delivery.concurrency`. */
 const MAX_WAITING_FACTOR = 10;
 /** How long an address that failed to connect is skipped while other addresses remain. */
@@ -310,7 +313,11 @@ class DeliveryWorker {
       this.waitingForDomain--;
     });
     let releaseSlot: (() => void) | undefined;
+    let releaseShared: (() => Promise<void>) | undefined;
     try {
+      const shared = await this.acquireSharedSlot(transaction.domain);
+      if (shared === null) return;
+      releaseShared = shared;
       await this.waitForRate(transaction.domain);
       releaseSlot = await this.slots.acquire();
       const body = await bodyPromise;
@@ -328,19 +335,59 @@ class DeliveryWorker {
     } finally {
       releaseSlot?.();
       releaseDomain();
+      await releaseShared?.().catch((error: unknown) => {
+        // The slot frees itself when this node's database session ends.
+        this.logger.warn(
+          { err: error, domain: transaction.domain },
+          'releasing a shared slot failed',
+        );
+      });
     }
   }
 
+  /**
+   * Takes one of the per-domain delivery slots that every node shares, when the store
+   * coordinates several nodes (PostgreSQL). Returns undefined when the store has no shared
+   * slots, and null when the worker stopped while waiting: the entries then stay leased and are
+   * delivered after their lease expires.
+   */
+  private async acquireSharedSlot(
+    domain: string,
+  ): Promise<(() => Promise<void>) | undefined | null> {
+    if (!this.store.tryAcquireDestinationSlot) return undefined;
+    let backoffMs = SHARED_SLOT_INITIAL_BACKOFF_MS;
+    while (this.running) {
+      const release = await this.store.tryAcquireDestinationSlot(
+        domain,
+        this.config.delivery.perDomainConcurrency,
+      );
+      if (release) return release;
+      await this.sleepUnlessStopped(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, SHARED_SLOT_MAX_BACKOFF_MS);
+    }
+    return null;
+  }
+
   private async waitForRate(domain: string): Promise<void> {
-    const wait = this.limiter.reserveStart(domain);
+    const rate = this.config.delivery.perDomainRatePerMinute;
+    // With several nodes the schedule of message starts lives in the store, shared by all.
+    const wait =
+      this.store.reserveDestinationStart && rate > 0
+        ? await this.store.reserveDestinationStart(domain, rate)
+        : this.limiter.reserveStart(domain);
     if (wait <= 0 || !this.running) return;
+    await this.sleepUnlessStopped(wait);
+  }
+
+  /** Sleeps for `ms`, or less when the workers stop meanwhile. */
+  private async sleepUnlessStopped(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
       const release = (): void => {
         clearTimeout(timer);
         this.stopWaits.delete(release);
         resolve();
       };
-      const timer = setTimeout(release, wait);
+      const timer = setTimeout(release, ms);
       this.stopWaits.add(release);
     });
   }
