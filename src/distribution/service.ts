@@ -53,14 +53,16 @@ export class InvalidRequestError extends Error {
 }
 
 /**
- * Rate thresholds published by large senders' platforms, for reports. Google's sender
- * guidelines (2024) ask bulk senders to keep spam complaints under 0.1% and never reach 0.3%.
- * Amazon SES places an account under review at a 5% bounce rate or a 0.1% complaint rate.
+ * Rate thresholds that large mail platforms publish, for reports. Google's email sender
+ * guidelines (in force since February 2024) ask bulk senders to keep the spam complaint rate
+ * under 0.1% and never reach 0.3%. Amazon SES puts an account under review at a 5% bounce rate
+ * or a 0.1% complaint rate, and may pause its sending at 10% bounces or 0.5% complaints.
  */
 export const RATE_THRESHOLDS = {
   complaintTarget: 0.001,
   complaintMaximum: 0.003,
   bounceReview: 0.05,
+  bouncePause: 0.1,
 };
 
 export interface CampaignReport {
@@ -379,8 +381,14 @@ export class DistributionService {
     } else if (complaintRate >= RATE_THRESHOLDS.complaintTarget) {
       warnings.push(`complaint rate ${percent(complaintRate)} is above the 0.1% target`);
     }
-    if (bounceRate >= RATE_THRESHOLDS.bounceReview) {
-      warnings.push(`bounce rate ${percent(bounceRate)} is at or above 5%`);
+    if (bounceRate >= RATE_THRESHOLDS.bouncePause) {
+      warnings.push(
+        `bounce rate ${percent(bounceRate)} is at or above 10%, where sending may be paused`,
+      );
+    } else if (bounceRate >= RATE_THRESHOLDS.bounceReview) {
+      warnings.push(
+        `bounce rate ${percent(bounceRate)} is at or above 5%, where accounts are reviewed`,
+      );
     }
     return {
       campaign,
