@@ -37,13 +37,22 @@ const IMPORT_ROWS = Number(process.argv[3] ?? 1_000_000);
 const CORES = availableParallelism();
 const SINK_ADDRESS = '127.0.0.51';
 
-/** Samples the resident set size until stopped; returns the peak in MiB. */
-function startRssSampler(): () => number {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+/**
+ * Samples the resident set size until stopped; returns the peak in MiB and, at that peak, the
+ * V8 heap in use and the memory outside it (Buffers, SQLite), to show where the peak comes from.
+ */
+function startRssSampler(): () => { peakMiB: number; heapMiB: number; externalMiB: number } {
+  let peak = process.memoryUsage();
+  const sample = (): void => {
+    const now = process.memoryUsage();
+    if (now.rss > peak.rss) peak = now;
+  };
+  const timer = setInterval(sample, 50);
   return () => {
     clearInterval(timer);
-    return Math.max(peak, process.memoryUsage().rss) / 1024 / 1024;
+    sample();
+    const mib = (bytes: number): number => bytes / 1024 / 1024;
+    return { peakMiB: mib(peak.rss), heapMiB: mib(peak.heapUsed), externalMiB: mib(peak.external) };
   };
 }
 
@@ -105,6 +114,8 @@ interface CampaignResult {
   queuedSeconds: number;
   deliveredSeconds: number;
   peakMiB: number;
+  heapMiB: number;
+  externalMiB: number;
   /** Resident memory just before the send starts, with the list, workers and pool set up. */
   baselineMiB: number;
   /** Attempts deferred (and retried a second later) on the way. */
@@ -217,12 +228,20 @@ async function runCampaign(privateKeyPem: string): Promise<CampaignResult> {
     const queuedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     await done;
     const deliveredSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const peakMiB = sample();
+    const { peakMiB, heapMiB, externalMiB } = sample();
     await workers.stop();
     await dns.close();
     if (result.status !== 'sent') throw new Error(`campaign ended ${result.status}`);
     if (failed > 0) throw new Error(`${failed} of ${RECIPIENTS} deliveries did not succeed`);
-    return { queuedSeconds, deliveredSeconds, peakMiB, baselineMiB, deferred };
+    return {
+      queuedSeconds,
+      deliveredSeconds,
+      peakMiB,
+      heapMiB,
+      externalMiB,
+      baselineMiB,
+      deferred,
+    };
   } finally {
     await pool.close();
     await distribution.close();
@@ -255,7 +274,7 @@ async function runImport(): Promise<{ seconds: number; peakMiB: number; imported
     const started = process.hrtime.bigint();
     const summary = await service.importCsv(ADMIN, list.id, Readable.from(csv()));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { seconds, peakMiB: sample(), imported: summary.imported };
+    return { seconds, peakMiB: sample().peakMiB, imported: summary.imported };
   } finally {
     await distribution.close();
     await store.close();
@@ -299,7 +318,8 @@ async function main(): Promise<void> {
   console.log(`queued rate / raw sign rate:    ${((queuedRate / raw) * 100).toFixed(1)}%`);
   console.log(
     `campaign peak RSS: ${campaign.peakMiB.toFixed(0)} MiB ` +
-      `(${campaign.baselineMiB.toFixed(0)} MiB before the send), deferred attempts: ${campaign.deferred}`,
+      `(${campaign.baselineMiB.toFixed(0)} MiB before the send; main-thread heap ${campaign.heapMiB.toFixed(0)} MiB, ` +
+      `external ${campaign.externalMiB.toFixed(0)} MiB at the peak), deferred attempts: ${campaign.deferred}`,
   );
 }
 
