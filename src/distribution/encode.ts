@@ -29,31 +29,45 @@ export function formatMailbox(name: string, address: string): string {
 }
 
 const QP_LINE = 76;
+const HEX = Buffer.from('0123456789ABCDEF', 'latin1');
+const EQUALS = 0x3d;
 
 /** Encodes text as quoted-printable with CRLF line breaks; the input's line breaks are kept. */
 export function encodeQuotedPrintable(text: string): string {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
-  return lines.map(encodeQpLine).join('\r\n');
-}
+  const input = Buffer.from(text.replace(/\r\n?/g, '\n'), 'utf8');
+  // Worst case: every byte encoded as three, plus a soft break (=CRLF) per 25 bytes.
+  const output = Buffer.allocUnsafe(input.length * 4 + 16);
+  let length = 0;
+  let column = 0;
 
-function encodeQpLine(line: string): string {
-  const bytes = Buffer.from(line, 'utf8');
-  let output = '';
-  let current = '';
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    const last = i === bytes.length - 1;
-    const literal =
-      (byte >= 33 && byte <= 126 && byte !== 61) || ((byte === 32 || byte === 9) && !last);
-    const piece = literal
-      ? String.fromCharCode(byte)
-      : `=${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-    // A soft line break `=` takes one column.
-    if (current.length + piece.length > QP_LINE - 1) {
-      output += `${current}=\r\n`;
-      current = '';
+  for (let index = 0; index < input.length; index++) {
+    const byte = input[index]!;
+    if (byte === 0x0a) {
+      output[length++] = 0x0d;
+      output[length++] = 0x0a;
+      column = 0;
+      continue;
     }
-    current += piece;
+    const next = input[index + 1];
+    const endOfLine = next === undefined || next === 0x0a;
+    const literal =
+      (byte >= 33 && byte <= 126 && byte !== EQUALS) || ((byte === 32 || byte === 9) && !endOfLine);
+    const width = literal ? 1 : 3;
+    // A soft line break `=` takes one column (RFC 2045 section 6.7, rule 5).
+    if (column + width > QP_LINE - 1) {
+      output[length++] = EQUALS;
+      output[length++] = 0x0d;
+      output[length++] = 0x0a;
+      column = 0;
+    }
+    if (literal) {
+      output[length++] = byte;
+    } else {
+      output[length++] = EQUALS;
+      output[length++] = HEX[byte >> 4]!;
+      output[length++] = HEX[byte & 15]!;
+    }
+    column += width;
   }
-  return output + current;
+  return output.toString('latin1', 0, length);
 }

@@ -56,7 +56,34 @@ describe('htmlToText', () => {
   });
 });
 
+function decodeQuotedPrintable(encoded: string): string {
+  const bytes = encoded
+    .replace(/=\r\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return Buffer.from(bytes, 'latin1').toString('utf8');
+}
+
 describe('encodeQuotedPrintable', () => {
+  it('round-trips random text with short lines and no bare spaces at line ends', () => {
+    const alphabet = ['a', 'Z', '=', ' ', '\t', '\n', 'é', '€', '😀', '.', '~'];
+    let seed = 7;
+    const random = (limit: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % limit;
+    };
+    for (let round = 0; round < 200; round++) {
+      let text = '';
+      const size = random(400);
+      for (let i = 0; i < size; i++) text += alphabet[random(alphabet.length)];
+      const encoded = encodeQuotedPrintable(text);
+      for (const line of encoded.split('\r\n')) {
+        expect(line.length).toBeLessThanOrEqual(76);
+        expect(line).not.toMatch(/[ \t]$/);
+      }
+      expect(decodeQuotedPrintable(encoded)).toBe(text.replace(/\n/g, '\r\n'));
+    }
+  });
+
   it('keeps lines within 76 characters and round-trips', () => {
     const text = `${'é'.repeat(60)} end \nnext= line\t`;
     const encoded = encodeQuotedPrintable(text);
