@@ -6,6 +6,8 @@
  * return path. After each batch the recipients and the cursor are recorded together, so a
  * paused, cancelled or crashed send resumes at the right subscriber.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { SignatureOptions, SignOptions } from '../dkim/index.js';
@@ -106,8 +108,16 @@ interface SendContext {
   secret: Buffer;
 }
 
+/**
+ * How long a campaign's send lease lasts without renewal. It is renewed after every batch, so
+ * a process that dies mid-campaign delays the rest by at most this long.
+ */
+const CAMPAIGN_LEASE_MS = 10 * 60_000;
+
 export class CampaignSender {
   private readonly meters = new Map<number, RateMeter>();
+  /** Owner name of this process's campaign leases. */
+  private readonly runnerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(private readonly options: CampaignSenderOptions) {}
 
@@ -199,9 +209,33 @@ export class CampaignSender {
     signal?: AbortSignal,
     onBatch?: (progress: CampaignProgress) => void,
   ): Promise<Campaign> {
-    const { distribution, settings } = this.options;
-    let campaign = await this.requireCampaign(campaignId);
+    const { distribution } = this.options;
+    const campaign = await this.requireCampaign(campaignId);
     if (campaign.status !== 'sending') return campaign;
+    // Another process (the server's scheduler, or a `herald campaign send`) may be running
+    // this campaign; only the holder of the lease expands its batches.
+    if (!(await distribution.acquireCampaignLease(campaignId, this.runnerId, CAMPAIGN_LEASE_MS))) {
+      this.options.logger?.info(
+        { campaign: campaignId },
+        'campaign is being sent by another process',
+      );
+      return campaign;
+    }
+    try {
+      return await this.runLeased(campaign, signal, onBatch);
+    } finally {
+      await distribution.releaseCampaignLease(campaignId, this.runnerId);
+    }
+  }
+
+  private async runLeased(
+    initial: Campaign,
+    signal?: AbortSignal,
+    onBatch?: (progress: CampaignProgress) => void,
+  ): Promise<Campaign> {
+    const { distribution, settings } = this.options;
+    const campaignId = initial.id;
+    let campaign = initial;
     const context = await this.prepare(campaign);
 
     const now = Date.now();
@@ -234,6 +268,18 @@ export class CampaignSender {
       if (onBatch) onBatch(await this.progress(campaignId));
       campaign = await this.requireCampaign(campaignId);
       if (campaign.status !== 'sending') break;
+      if (
+        !(await distribution.acquireCampaignLease(campaignId, this.runnerId, CAMPAIGN_LEASE_MS))
+      ) {
+        this.options.logger?.warn(
+          { campaign: campaignId },
+          'campaign lease lost; sending stops here',
+        );
+        // The batch being signed was never recorded, so the lease's new holder sends it.
+        void signing?.catch(() => undefined);
+        signing = undefined;
+        break;
+      }
     }
     if (signing) await this.enqueueBatch(context, await signing, throttle, signal);
     await this.releaseHeld(context, throttle, 0, signal);

@@ -220,6 +220,13 @@ export interface DistributionStore {
   ): Promise<void>;
   /** Campaigns whose status is `scheduled` and whose time has come, or `sending` (to resume). */
   dueCampaigns(now: Date): Promise<Campaign[]>;
+  /**
+   * Takes or renews the lease that lets one process run a campaign's send loop. Returns false
+   * while another owner holds an unexpired lease.
+   */
+  acquireCampaignLease(id: number, owner: string, leaseMs: number, now?: Date): Promise<boolean>;
+  /** Gives the lease back, when `owner` still holds it. */
+  releaseCampaignLease(id: number, owner: string): Promise<void>;
 
   // Recipients and events.
   /**

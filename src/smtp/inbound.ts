@@ -28,6 +28,7 @@ import {
   type TxtLookup,
   withNodeErrorCodes,
 } from '../forwarding/index.js';
+import type { DistributionRoute, InboundResult } from '../distribution/inbound.js';
 import { delaySince, messageLogger } from '../log/index.js';
 import { toCrlf } from '../message/index.js';
 import type { NewRecipient, Store } from '../store/types.js';
@@ -68,6 +69,21 @@ export interface InboundOptions {
   signer?: MessageSigner;
   /** Messages per hour accepted for one SRS address from a non-null sender (auto-replies). */
   srsRepliesPerHour?: number;
+  /** Campaign bounce (VERP), unsubscribe and complaint addresses, checked before aliases. */
+  distribution?: DistributionAddresses;
+}
+
+/** The part of the distribution module that the MX listener calls. */
+export interface DistributionAddresses {
+  route(address: string): Promise<DistributionRoute>;
+  receive(route: DistributionRoute, message: Buffer): Promise<InboundResult>;
+}
+
+/** A recipient that is one of the distribution addresses: processed, never queued. */
+interface DistributionRecipient {
+  kind: 'distribution';
+  recipient: string;
+  route: DistributionRoute;
 }
 
 /** Default rate for mail with a non-null sender to one SRS address: auto-replies, not floods. */
@@ -77,7 +93,7 @@ type AcceptedRoute = Exclude<RecipientRoute, { kind: 'reject' }>;
 
 /** The recipients accepted so far in the current transaction of a session. */
 interface Transaction {
-  routes: Map<string, AcceptedRoute>;
+  routes: Map<string, AcceptedRoute | DistributionRecipient>;
 }
 
 /** One message body to enqueue and the recipients that receive that body. */
@@ -180,7 +196,6 @@ export class InboundListener {
       throw replyError(REPLIES.tooManyRecipients);
     }
 
-    const route = await this.router.route(address.address);
     const sender = envelopeAddress(session.envelope.mailFrom);
     const log = {
       session: session.id,
@@ -188,6 +203,26 @@ export class InboundListener {
       from: sender,
       to: address.address,
     };
+    // VERP and unsubscribe addresses sit at hosted domains, where a catch-all alias would
+    // otherwise take them, so they are recognised first.
+    const distributionRoute = await this.options.distribution?.route(address.address);
+    if (distributionRoute?.kind === 'forged') {
+      this.options.logger.info(
+        { ...log, reason: 'forged-token', detail: distributionRoute.reason },
+        'recipient rejected',
+      );
+      throw replyError(REPLIES.unknownRecipient);
+    }
+    if (distributionRoute && distributionRoute.kind !== 'none') {
+      transaction.routes.set(key, {
+        kind: 'distribution',
+        recipient: address.address,
+        route: distributionRoute,
+      });
+      return;
+    }
+
+    const route = await this.router.route(address.address);
     if (route.kind === 'reject') {
       this.options.logger.info(
         { ...log, reason: route.reason, detail: route.detail },
@@ -234,9 +269,14 @@ export class InboundListener {
       throw contentError(verdict, this.options.limits);
     }
 
-    const routes = [...this.transactionOf(session).routes.values()];
+    const accepted = [...this.transactionOf(session).routes.values()];
     this.transactions.delete(session.id);
     const message = toCrlf(verdict.message);
+    const routes = accepted.filter((route) => route.kind !== 'distribution');
+    const feedback = accepted.filter((route) => route.kind === 'distribution');
+    if (feedback.length > 0) await this.processFeedback(feedback, message, sender, session);
+    if (routes.length === 0) return replyText(REPLIES.queued, 'Ok: processed');
+
     if (countHops(message) >= MAX_HOPS) {
       this.options.logger.warn(
         { session: session.id, client: session.remoteAddress, from: sender },
@@ -268,6 +308,40 @@ export class InboundListener {
 
     const ids = await this.enqueue(variants, sender, session);
     return replyText(REPLIES.queued, `Ok: queued as ${ids.join(' ')}`);
+  }
+
+  /**
+   * Hands a message for bounce, unsubscribe or complaint addresses to the distribution module,
+   * which records its outcome in the store before the 250 goes out.
+   */
+  private async processFeedback(
+    recipients: DistributionRecipient[],
+    message: Buffer,
+    sender: string,
+    session: SMTPServerSession,
+  ): Promise<void> {
+    for (const { recipient, route } of recipients) {
+      try {
+        const result = await this.options.distribution!.receive(route, message);
+        this.options.logger.info(
+          {
+            session: session.id,
+            from: sender,
+            to: recipient,
+            route: result.route,
+            report: result.report,
+            outcomes: result.outcomes.length,
+          },
+          'distribution feedback processed',
+        );
+      } catch (error) {
+        this.options.logger.error(
+          { err: error, session: session.id, from: sender, to: recipient },
+          'distribution feedback failed',
+        );
+        throw replyError(REPLIES.localError);
+      }
+    }
   }
 
   private async checkAuthentication(message: Buffer): Promise<ArrivalCheck> {

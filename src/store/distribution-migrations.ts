@@ -109,6 +109,16 @@ export const DISTRIBUTION_MIGRATIONS: readonly Migration[] = [
         WHERE campaign_id IS NOT NULL`,
     ],
   },
+  {
+    version: 2,
+    name: 'campaign send leases',
+    // One process at a time runs a campaign's send loop: the CLI's `campaign send` and the
+    // server's scheduler both take this lease first, so a batch is never expanded twice.
+    statements: () => [
+      `ALTER TABLE campaigns ADD COLUMN lease_owner TEXT`,
+      `ALTER TABLE campaigns ADD COLUMN lease_until BIGINT`,
+    ],
+  },
 ];
 
 /** The table that records which distribution migrations a database has applied. */

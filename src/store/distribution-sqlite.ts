@@ -512,6 +512,34 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
+  acquireCampaignLease(
+    id: number,
+    owner: string,
+    leaseMs: number,
+    now: Date = new Date(),
+  ): Promise<boolean> {
+    return settle(() => {
+      const result = this.db
+        .prepare(
+          `UPDATE campaigns SET lease_owner = ?, lease_until = ?
+           WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)`,
+        )
+        .run(owner, now.getTime() + leaseMs, id, owner, now.getTime());
+      return result.changes === 1;
+    });
+  }
+
+  releaseCampaignLease(id: number, owner: string): Promise<void> {
+    return settle(() => {
+      this.db
+        .prepare(
+          `UPDATE campaigns SET lease_owner = NULL, lease_until = NULL
+           WHERE id = ? AND lease_owner = ?`,
+        )
+        .run(id, owner);
+    });
+  }
+
   dueCampaigns(now: Date): Promise<Campaign[]> {
     return settle(() =>
       this.all(

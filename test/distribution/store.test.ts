@@ -197,4 +197,32 @@ describe('SqliteDistributionStore', () => {
     expect((await db.dueCampaigns(new Date())).map((c) => c.id)).toEqual([soon.id]);
     expect((await db.getCampaign(draft.id))!.status).toBe('draft');
   });
+
+  it('leases a campaign to one sender', async () => {
+    const org = await db.createOrganisation('A');
+    const list = await db.createList({ organisationId: org.id, name: 'L' });
+    const campaign = await db.createCampaign({
+      organisationId: org.id,
+      listId: list.id,
+      name: 'c',
+      fromAddress: 'n@club.example',
+      subject: 's',
+      html: 'h',
+    });
+    const now = new Date('2026-12-01T10:00:00Z');
+    const later = (ms: number) => new Date(now.getTime() + ms);
+
+    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, now)).toBe(true);
+    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(1_000))).toBe(false);
+    // The holder renews; the other owner gets it only once the lease has expired.
+    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(30_000))).toBe(true);
+    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(80_000))).toBe(false);
+    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(91_000))).toBe(true);
+
+    // Only the holder's release frees it.
+    await db.releaseCampaignLease(campaign.id, 'cli');
+    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(92_000))).toBe(false);
+    await db.releaseCampaignLease(campaign.id, 'server');
+    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(93_000))).toBe(true);
+  });
 });
