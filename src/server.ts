@@ -18,6 +18,12 @@ import type { Logger } from 'pino';
 
 import type { HeraldConfig } from './config/settings.js';
 import { startDeliveryWorkers } from './delivery/worker.js';
+import { createSigningPool } from './dkim/index.js';
+import { startDistribution, type DistributionRuntime } from './distribution/runtime.js';
+import {
+  DEFAULT_DISTRIBUTION_SETTINGS,
+  distributionSettingsFromEnv,
+} from './distribution/settings.js';
 import { createCheckLookups } from './dns/check.js';
 import { createResolver } from './dns/index.js';
 import { DkimKeyring, type KeyringLoadError } from './domains/keyring.js';
@@ -80,6 +86,19 @@ export async function startServer(
     onOutcome: (_entry, outcome) => metrics.deliveryAttempted(outcome.status),
   });
   started.push(() => delivery.stop());
+  // Signing runs on worker threads, so submission and campaigns use every core.
+  const signer = createSigningPool();
+  started.push(() => signer.close());
+  const distribution = await startDistributionIfSupported(
+    config,
+    store,
+    dkimKeys,
+    signer,
+    () => delivery.notify(),
+    logger,
+  ).catch(undo);
+  if (distribution) started.push(() => distribution.close());
+
   const smtp = await startSmtpListeners({
     store,
     config,
@@ -87,6 +106,8 @@ export async function startServer(
     srs,
     dkimKeys,
     resolver,
+    signer,
+    distribution: distribution?.inbound,
     onEnqueued: (message) => {
       metrics.messageReceived(message.origin, message.recipients);
       delivery.notify();
@@ -112,8 +133,16 @@ export async function startServer(
     logger,
     onChange: reloadKeys,
     onRetry: () => delivery.notify(),
+    distribution: distribution && {
+      service: distribution.service,
+      distribution: distribution.distribution,
+      recorder: distribution.recorder,
+      adminTokens: config.api.tokens,
+      onCampaignStarted: () => distribution.scheduler?.wake(),
+    },
     admin: {
       context,
+      distribution: distribution?.service,
       lookups: createCheckLookups({ servers: config.dns.servers, timeoutMs: config.dns.timeout }),
       tokens: config.api.tokens,
       onChange: reloadKeys,
@@ -151,7 +180,9 @@ export async function startServer(
       unwatchQueue?.();
       await smtp.close();
       await http.close();
+      await distribution?.close();
       await delivery.stop();
+      await signer.close();
       await store.close();
       logger.info('stopped');
     })();
@@ -189,6 +220,38 @@ async function loadSrsSecrets(path: string, logger: Logger): Promise<string[]> {
   await writeFile(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
   logger.info({ path }, 'generated a new SRS secret');
   return [secret];
+}
+
+/**
+ * Starts lists and campaigns on the SQLite store. The distribution tables have no PostgreSQL
+ * backend yet, so a server on PostgreSQL relays and forwards but does not run campaigns.
+ */
+async function startDistributionIfSupported(
+  config: HeraldConfig,
+  store: Store,
+  keys: DkimKeyring,
+  signer: ReturnType<typeof createSigningPool>,
+  notify: () => void,
+  logger: Logger,
+): Promise<DistributionRuntime | undefined> {
+  if (/^postgres(ql)?:\/\//i.test(config.store.url)) {
+    logger.warn('distribution is not available on PostgreSQL yet: campaigns are disabled');
+    return undefined;
+  }
+  return startDistribution({
+    store,
+    storeUrl: config.store.url,
+    keys,
+    signer,
+    notify,
+    // Unsubscribe links point at this server's HTTP listener unless the environment names the
+    // public URL that subscribers reach (a reverse proxy with HTTPS, in production).
+    settings: distributionSettingsFromEnv(process.env, {
+      ...DEFAULT_DISTRIBUTION_SETTINGS,
+      publicUrl: `http://${config.http.host}:${config.http.port}`,
+    }),
+    logger: logger.child({ component: 'distribution' }),
+  });
 }
 
 function logKeyringErrors(logger: Logger, errors: KeyringLoadError[]): void {

@@ -22,6 +22,7 @@ import type { DmarcForwardPolicy, QueueStatus } from '../store/types.js';
 
 import { registerDnsCheckRoutes } from './admin/api-check.js';
 import { adminPlugin, type AdminOptions } from './admin/index.js';
+import { distributionPlugin, type DistributionPluginOptions } from './distribution-plugin.js';
 import type { Metrics } from './metrics.js';
 
 export interface HttpAppOptions {
@@ -36,6 +37,8 @@ export interface HttpAppOptions {
   onRetry?: () => void;
   /** The web admin under `/admin` and the DNS check routes of the API. */
   admin?: AdminOptions;
+  /** Lists and campaigns under `/api`, and the unsubscribe pages under `/u/`. */
+  distribution?: DistributionPluginOptions;
 }
 
 const QUEUE_STATUSES: readonly QueueStatus[] = ['queued', 'deferred', 'delivered', 'failed'];
@@ -86,6 +89,7 @@ export function buildHttpApp(options: HttpAppOptions): FastifyInstance {
     },
     { prefix: '/api' },
   );
+  if (options.distribution) void app.register(distributionPlugin, options.distribution);
   if (options.admin) void app.register(adminPlugin, options.admin);
   return app;
 }

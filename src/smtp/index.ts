@@ -11,13 +11,18 @@ import type { SMTPServer } from 'smtp-server';
 import type { HeraldConfig } from '../config/index.js';
 import type { SrsSource, TxtLookup } from '../forwarding/index.js';
 import type { Store } from '../store/types.js';
-import { InboundListener } from './inbound.js';
+import { InboundListener, type DistributionAddresses } from './inbound.js';
 import type { ListenerLimits } from './session.js';
 import { SubmissionListener } from './submission.js';
 import { loadTlsMaterial } from './tls.js';
 import type { DkimKeySource, EnqueuedListener, MessageSigner } from './types.js';
 
-export { InboundListener, DEFAULT_SRS_REPLIES_PER_HOUR, type InboundOptions } from './inbound.js';
+export {
+  InboundListener,
+  DEFAULT_SRS_REPLIES_PER_HOUR,
+  type DistributionAddresses,
+  type InboundOptions,
+} from './inbound.js';
 export { SubmissionListener, type SubmissionOptions, type SubmissionUser } from './submission.js';
 export { loadTlsMaterial, type TlsMaterial, type TlsSettings } from './tls.js';
 export { REPLIES, SmtpReplyError } from './replies.js';
@@ -45,6 +50,8 @@ export interface SmtpListenerOptions {
    * sign on other cores; signing runs in process when absent.
    */
   signer?: MessageSigner;
+  /** Campaign bounce, unsubscribe and complaint addresses, handled by the MX listener. */
+  distribution?: DistributionAddresses;
 }
 
 export interface BoundAddress {
@@ -101,6 +108,7 @@ export async function startSmtpListeners(options: SmtpListenerOptions): Promise<
     logger: logger.child({ listener: 'mx' }),
     srs: options.srs,
     lookupTxt: (name) => options.resolver.resolveTxt(name),
+    distribution: options.distribution,
   });
   const submission = new SubmissionListener({
     ...common,
