@@ -3,7 +3,7 @@
  * folding, addresses, and the values of the fields a server adds. Every other module builds on
  * these functions and none of them does I/O.
  */
-export { CrlfNormalizer, indexOfHeaderEnd, toCrlf } from './line-endings.js';
+export { CrlfNormalizer, indexOfHeaderEnd, toCrlf, toSmtpLineEndings } from './line-endings.js';
 export {
   fieldValue,
   getHeader,

@@ -1,8 +1,9 @@
 /**
  * Line endings. Mail travels with CRLF line endings (RFC 5322 section 2.1), but messages written
  * by programs and read from files often end lines with a bare LF. These functions turn every bare
- * LF into CRLF, so a message is signed, hashed and stored as it will be transmitted. A lone CR
- * that no LF follows is left as it is: it is message content, not a line ending.
+ * LF into CRLF, so a message is signed, hashed and stored as it will be transmitted. `toCrlf`
+ * leaves a lone CR that no LF follows as it is, because it is message content, not a line
+ * ending; `toSmtpLineEndings` turns it into CRLF too, for messages that travel over SMTP.
  */
 
 const CR = 0x0d;
@@ -71,3 +72,31 @@ export function indexOfHeaderEnd(input: Buffer, from = 0): number {
 }
 
 const BLANK_LINE = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Returns `input` with every bare LF and every bare CR turned into CRLF, as SMTP transmits it:
+ * a DATA stream has no way to carry a lone CR (RFC 5321 section 2.3.8), and nodemailer's
+ * dot-stuffing stream writes one as CRLF. A server that stores and signs the message in this
+ * form therefore signs the bytes the next hop receives. Returns `input` itself when no change
+ * is needed.
+ */
+export function toSmtpLineEndings(input: Buffer): Buffer {
+  const crlf = toCrlf(input);
+  let bareCr = 0;
+  for (let index = crlf.indexOf(CR); index !== -1; index = crlf.indexOf(CR, index + 1)) {
+    if (crlf[index + 1] !== LF) bareCr++;
+  }
+  if (bareCr === 0) return crlf;
+
+  const output = Buffer.allocUnsafe(crlf.length + bareCr);
+  let written = 0;
+  let copied = 0;
+  for (let index = crlf.indexOf(CR); index !== -1; index = crlf.indexOf(CR, index + 1)) {
+    if (crlf[index + 1] === LF) continue;
+    written += crlf.copy(output, written, copied, index + 1);
+    output[written++] = LF;
+    copied = index + 1;
+  }
+  written += crlf.copy(output, written, copied);
+  return output.subarray(0, written);
+}

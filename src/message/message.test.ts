@@ -15,6 +15,7 @@ import {
   prependHeaderFields,
   splitMessage,
   toCrlf,
+  toSmtpLineEndings,
   unfold,
 } from './index.js';
 
@@ -26,6 +27,16 @@ describe('line endings', () => {
   it('returns the same buffer when nothing changes', () => {
     const input = Buffer.from('a\r\nb\r\n');
     expect(toCrlf(input)).toBe(input);
+  });
+
+  it('turns lone CR into CRLF for SMTP', () => {
+    const input = Buffer.from('a\rb\r\nc\nd\r\r\ne\r');
+    expect(toSmtpLineEndings(input).toString()).toBe('a\r\nb\r\nc\r\nd\r\n\r\ne\r\n');
+  });
+
+  it('keeps CRLF input unchanged for SMTP', () => {
+    const input = Buffer.from('a\r\nb\r\n');
+    expect(toSmtpLineEndings(input)).toBe(input);
   });
 
   it('normalizes a stream split at every byte like one buffer', () => {

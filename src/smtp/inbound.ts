@@ -30,7 +30,7 @@ import {
 } from '../forwarding/index.js';
 import type { DistributionRoute, InboundResult } from '../distribution/inbound.js';
 import { delaySince, messageLogger } from '../log/index.js';
-import { toCrlf } from '../message/index.js';
+import { toSmtpLineEndings } from '../message/index.js';
 import type { NewRecipient, Store } from '../store/types.js';
 import { readMessage } from './data.js';
 import { GreetingServer } from './server.js';
@@ -271,7 +271,7 @@ export class InboundListener {
 
     const accepted = [...this.transactionOf(session).routes.values()];
     this.transactions.delete(session.id);
-    const message = toCrlf(verdict.message);
+    const message = toSmtpLineEndings(verdict.message);
     const routes = accepted.filter((route) => route.kind !== 'distribution');
     const feedback = accepted.filter((route) => route.kind === 'distribution');
     if (feedback.length > 0) await this.processFeedback(feedback, message, sender, session);

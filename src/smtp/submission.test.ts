@@ -284,6 +284,32 @@ describe('submission after STARTTLS', () => {
   });
 });
 
+describe('submission line endings', () => {
+  it('signs a bare CR as the CRLF that is transmitted', async () => {
+    const result = await swaks([
+      ...AUTH,
+      '--auth',
+      'PLAIN',
+      '--from',
+      'alice@sender.test',
+      '--to',
+      'bob@dest.test',
+      '--data',
+      'From: Alice <alice@sender.test>\r\nTo: bob@dest.test\r\nSubject: cr\r\n\r\nline1\rline2\r\n',
+    ]);
+    expect(result.code).toBe(0);
+    const id = /<~\s+250 2\.0\.0 Ok: queued as (\S+)/.exec(result.output)?.[1];
+    expect(id).toBeDefined();
+
+    const body = (await store.getMessageBody(id!))!;
+    expect(body.includes(Buffer.from('line1\r\nline2\r\n'))).toBe(true);
+    const lookupTxt = createZoneLookup(parseZoneFile(zone));
+    const results = await verifyMessage(body, { lookupTxt });
+    expect(results.map((entry) => entry.result)).toEqual(['pass', 'pass']);
+    expect(await dkimpyVerifies(body, zone)).toBe(true);
+  });
+});
+
 describe('submission with a signing pool', () => {
   let pool: SigningPool;
   let pooled: SmtpListeners;

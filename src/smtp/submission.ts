@@ -25,7 +25,7 @@ import {
   formatHeaderField,
   parseHeaderFields,
   splitMessage,
-  toCrlf,
+  toSmtpLineEndings,
 } from '../message/index.js';
 import type { Store } from '../store/types.js';
 import { readMessage } from './data.js';
@@ -214,7 +214,7 @@ export class SubmissionListener {
     if (!user) throw replyError(REPLIES.authRequired);
     const sender = envelopeAddress(session.envelope.mailFrom);
     const recipients = session.envelope.rcptTo.map((rcpt) => rcpt.address);
-    let message = toCrlf(verdict.message);
+    let message = toSmtpLineEndings(verdict.message);
 
     const domains = fromDomains(message);
     if (domains.length === 0) throw replyError(REPLIES.fromMissing);
