@@ -8,8 +8,6 @@
  * runs here.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
@@ -37,6 +35,7 @@ import {
   DISTRIBUTION_MIGRATIONS,
   distributionMigrationsTableStatement,
 } from './distribution-migrations.js';
+import { prepareDatabaseFile } from './file-mode.js';
 import { StoreConflictError, StoreNotFoundError } from './errors.js';
 import { SQLITE_DIALECT } from './migrations.js';
 
@@ -69,7 +68,7 @@ export class SqliteDistributionStore implements DistributionStore {
   private closed = false;
 
   constructor(options: SqliteDistributionStoreOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    prepareDatabaseFile(options.path);
     this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,27 @@ describe('sqlite store', () => {
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
     db.close();
     expect(versions).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
+  });
+
+  it('creates private folder and files', async () => {
+    const path = join(directory, 'private', 'nested', 'herald.sqlite');
+    const store = await openStore({ url: path });
+    await store.addDomain('modes.test');
+    const mode = (file: string) => statSync(file).mode & 0o777;
+    expect(mode(join(directory, 'private', 'nested'))).toBe(0o700);
+    expect(mode(path)).toBe(0o600);
+    expect(mode(`${path}-wal`)).toBe(0o600);
+    expect(mode(`${path}-shm`)).toBe(0o600);
+    await store.close();
+  });
+
+  it('narrows a world-readable database file', async () => {
+    const path = join(directory, 'wide.sqlite');
+    writeFileSync(path, '');
+    chmodSync(path, 0o644);
+    const store = await openStore({ url: path });
+    await store.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
   it('group commit shares transactions', async () => {

@@ -13,12 +13,10 @@
  * better-sqlite3 is synchronous: the other methods run their statements at once and return a
  * settled promise, which keeps the interface the same as a networked backend's.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-
 import Database from 'better-sqlite3';
 
 import { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors.js';
+import { prepareDatabaseFile } from './file-mode.js';
 import { MIGRATIONS, SQLITE_DIALECT, migrationsTableStatement } from './migrations.js';
 import { newQueueId } from './queue-id.js';
 import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
@@ -89,7 +87,7 @@ export class SqliteStore implements Store {
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    prepareDatabaseFile(options.path);
     this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
     this.maxBatch = options.maxBatch ?? 500;
     this.db.pragma('journal_mode = WAL');
