@@ -7,6 +7,13 @@ import { Command, CommanderError } from 'commander';
 import { registerCommands } from './commands.js';
 import { CliError, EXIT_USAGE } from './exit-codes.js';
 
+// A reader that closes the pipe early (`herald queue list | head`) is not an error of ours:
+// stop writing and exit quietly, as Unix tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 const program = new Command();
 program
   .name('herald')
