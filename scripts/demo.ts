@@ -292,6 +292,31 @@ async function main(): Promise<void> {
     process.stdout.write(`SRS envelope sender used: ${forwarded.from}\n`);
     process.stdout.write(`SRS bounce returned to: ${returned.to.join(', ')}\n`);
 
+    step('Feedback: a one-click unsubscribe and a DSN to a VERP return path');
+    const unsubscribeUrl = /<(https?:[^>]+)>/.exec(headerValue(sample, 'List-Unsubscribe'))?.[1];
+    const unsubscribed = await fetch(unsubscribeUrl!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+      signal: AbortSignal.timeout(10_000),
+    });
+    process.stdout.write(`POST ${unsubscribeUrl} (RFC 8058 one-click): ${unsubscribed.status}\n`);
+
+    const bounced = campaignMessages[1]!;
+    const feedback = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: mxPort,
+      secure: false,
+      ignoreTLS: true,
+      name: 'mx.members.example',
+    });
+    const dsnReply = await feedback.sendMail({
+      envelope: { from: '', to: [bounced.from] },
+      raw: deliveryStatusNotification(bounced.to[0]!, bounced.from),
+    });
+    feedback.close();
+    process.stdout.write(`DSN for ${bounced.to[0]} to ${bounced.from}: ${dsnReply.response}\n`);
+
     const status = await herald(configPath, 'campaign', 'status', String(campaign.id));
     const summary = status.split('\n').slice(0, 8).join('\n');
     process.stdout.write(`\nherald campaign status ${campaign.id} (first lines):\n${summary}\n`);
@@ -300,6 +325,35 @@ async function main(): Promise<void> {
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
   }
+}
+
+/** An RFC 3464 report of a permanent failure, as a receiving server sends it after accepting. */
+function deliveryStatusNotification(recipient: string, returnPath: string): string {
+  return [
+    'From: MAILER-DAEMON@mx.members.example',
+    `To: ${returnPath}`,
+    'Subject: Undelivered Mail Returned to Sender',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="demo-report"',
+    '',
+    '--demo-report',
+    'Content-Type: text/plain',
+    '',
+    `The mailbox ${recipient} no longer exists.`,
+    '',
+    '--demo-report',
+    'Content-Type: message/delivery-status',
+    '',
+    'Reporting-MTA: dns; mx.members.example',
+    '',
+    `Final-Recipient: rfc822; ${recipient}`,
+    'Action: failed',
+    'Status: 5.1.1',
+    'Diagnostic-Code: smtp; 550 5.1.1 User unknown',
+    '',
+    '--demo-report--',
+    '',
+  ].join('\r\n');
 }
 
 /** Splits a TXT value into strings of at most 255 octets, as a zone file publishes it. */
