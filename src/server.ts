@@ -143,6 +143,7 @@ export async function startServer(
     admin: {
       context,
       distribution: distribution?.service,
+      onCampaignStarted: () => distribution?.scheduler?.wake(),
       lookups: createCheckLookups({ servers: config.dns.servers, timeoutMs: config.dns.timeout }),
       tokens: config.api.tokens,
       onChange: reloadKeys,
