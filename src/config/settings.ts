@@ -27,6 +27,12 @@ export interface HeraldConfig {
     maxConnectionsPerClient: number;
     commandsPerMinute: number;
     idleTimeout: number;
+    maxConnections: number;
+    maxDataInFlight: number;
+    dataTimeout: number;
+    authFailuresPerWindow: number;
+    authFailureWindow: number;
+    srsNullSendersPerHour: number;
   };
   tls: { cert: string | null; key: string | null };
   dns: { servers: string[]; timeout: number };
@@ -51,6 +57,7 @@ export interface HeraldConfig {
   };
   api: { tokens: string[] };
   log: { level: LogLevel };
+  postmaster: string[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -194,6 +201,51 @@ export const SETTINGS: readonly Setting[] = [
     default: '5m',
     min: 1000,
     description: 'Idle time after which an SMTP session is closed (RFC 5321 section 4.5.3.2.7).',
+  },
+  {
+    path: 'limits.maxConnections',
+    kind: 'count',
+    default: 500,
+    min: 1,
+    description: 'Simultaneous SMTP connections to one listener, over all clients; more get 421.',
+  },
+  {
+    path: 'limits.maxDataInFlight',
+    kind: 'size',
+    default: 512 * 1024 * 1024,
+    min: 1024,
+    description:
+      'Bytes of unfinished DATA held in memory over all SMTP sessions; past it DATA gets 452.',
+  },
+  {
+    path: 'limits.dataTimeout',
+    kind: 'duration',
+    default: '10m',
+    min: 1000,
+    description: 'Time the whole DATA phase of one message may take before 421 and close.',
+  },
+  {
+    path: 'limits.authFailuresPerWindow',
+    kind: 'count',
+    default: 10,
+    min: 1,
+    description:
+      'Failed AUTH attempts allowed per client address and per user name in ' +
+      '`limits.authFailureWindow`; then AUTH gets 454.',
+  },
+  {
+    path: 'limits.authFailureWindow',
+    kind: 'duration',
+    default: '15m',
+    min: 1000,
+    description: 'Window over which failed AUTH attempts are counted.',
+  },
+  {
+    path: 'limits.srsNullSendersPerHour',
+    kind: 'count',
+    default: 10,
+    min: 1,
+    description: 'Messages per hour with the null sender accepted for one SRS address.',
   },
   {
     path: 'tls.cert',
@@ -351,6 +403,15 @@ export const SETTINGS: readonly Setting[] = [
     secret: true,
     defaultText: 'empty: the API rejects every request',
     description: 'Bearer tokens accepted by the REST API.',
+  },
+  {
+    path: 'postmaster',
+    kind: 'list',
+    default: [],
+    defaultText: 'empty: mail for `postmaster@` is rejected with 550',
+    description:
+      'Addresses that receive mail for `postmaster@` each hosted domain and the hostname ' +
+      '(RFC 5321 section 4.5.1 requires it to be accepted).',
   },
   {
     path: 'log.level',

@@ -6,6 +6,8 @@
  */
 import type { Readable } from 'node:stream';
 
+import type { DataBudget } from './limits.js';
+
 export interface ContentLimits {
   /** Octets of the whole message; 0 for no limit. */
   maxMessageSize: number;
@@ -17,7 +19,11 @@ export interface ContentLimits {
 
 export type ContentVerdict =
   | { ok: true; message: Buffer }
-  | { ok: false; violation: 'message-size' | 'line-length' | 'header-size'; size: number };
+  | {
+      ok: false;
+      violation: 'message-size' | 'line-length' | 'header-size' | 'storage';
+      size: number;
+    };
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -73,30 +79,49 @@ class LineScanner {
   }
 }
 
-/** Reads a DATA stream to its end and returns the message or the first limit it broke. */
+/**
+ * Reads a DATA stream to its end and returns the message or the first limit it broke. With a
+ * `budget`, each kept chunk is reserved in it first, and a chunk that does not fit makes the
+ * verdict `storage`: what was kept is dropped and the rest is read and discarded.
+ */
 export async function readMessage(
   stream: Readable,
   limits: ContentLimits,
+  budget?: DataBudget,
 ): Promise<ContentVerdict> {
   const chunks: Buffer[] = [];
   const scanner = new LineScanner();
   let size = 0;
+  let reserved = 0;
   let violation: Extract<ContentVerdict, { ok: false }>['violation'] | undefined;
 
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (violation) continue;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (violation) continue;
 
-    scanner.scan(chunk);
-    if (limits.maxMessageSize > 0 && size > limits.maxMessageSize) violation = 'message-size';
-    else if (limits.maxLineLength > 0 && scanner.maxLine() + 2 > limits.maxLineLength) {
-      violation = 'line-length';
-    } else if (limits.maxHeaderSize > 0 && scanner.headerBytes() > limits.maxHeaderSize) {
-      violation = 'header-size';
+      scanner.scan(chunk);
+      if (limits.maxMessageSize > 0 && size > limits.maxMessageSize) violation = 'message-size';
+      else if (limits.maxLineLength > 0 && scanner.maxLine() + 2 > limits.maxLineLength) {
+        violation = 'line-length';
+      } else if (limits.maxHeaderSize > 0 && scanner.headerBytes() > limits.maxHeaderSize) {
+        violation = 'header-size';
+      } else if (budget && !budget.reserve(chunk.length)) {
+        violation = 'storage';
+      } else {
+        reserved += chunk.length;
+      }
+
+      if (violation) {
+        chunks.length = 0;
+        budget?.release(reserved);
+        reserved = 0;
+      } else {
+        chunks.push(chunk);
+      }
     }
-
-    if (violation) chunks.length = 0;
-    else chunks.push(chunk);
+  } finally {
+    budget?.release(reserved);
   }
 
   if (violation) return { ok: false, violation, size };

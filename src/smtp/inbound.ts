@@ -34,7 +34,7 @@ import { toSmtpLineEndings } from '../message/index.js';
 import type { NewRecipient, Store } from '../store/types.js';
 import { readMessage } from './data.js';
 import { GreetingServer } from './server.js';
-import { RateLimiter } from './limits.js';
+import { DataBudget, RateLimiter } from './limits.js';
 import { REPLIES, replyError, replyText } from './replies.js';
 import {
   ClientGuard,
@@ -43,7 +43,9 @@ import {
   MAX_HOPS,
   contentError,
   envelopeAddress,
+  logListenerError,
   receivedField,
+  startDataTimer,
   toReplyError,
   type ListenerLimits,
 } from './session.js';
@@ -71,6 +73,10 @@ export interface InboundOptions {
   srsRepliesPerHour?: number;
   /** Campaign bounce (VERP), unsubscribe and complaint addresses, checked before aliases. */
   distribution?: DistributionAddresses;
+  /** DATA bytes in flight, shared with the submission listener; a budget of its own when absent. */
+  dataBudget?: DataBudget;
+  /** Where mail for `postmaster@` hosted domains and the hostname goes; empty rejects it. */
+  postmaster?: readonly string[];
 }
 
 /** The part of the distribution module that the MX listener calls. */
@@ -109,6 +115,7 @@ export class InboundListener {
   /** Sessions inside DATA, which a shutdown lets finish. */
   private readonly busy = new Set<string>();
   private readonly srsReplies: RateLimiter;
+  private readonly srsNullSenders: RateLimiter;
   private readonly transactions = new Map<string, Transaction>();
   /** DNS answers reused across messages: DKIM keys for 5 minutes, DMARC records for 1. */
   private readonly keyCache = createKeyCache({ ttlSeconds: 300 });
@@ -121,12 +128,15 @@ export class InboundListener {
       srs: options.srs,
       hostname: options.hostname,
     });
-    this.guard = new ClientGuard(limits, logger);
+    this.guard = new ClientGuard(limits, logger, options.dataBudget);
     this.dmarcLookup = cacheTxtLookup(withNodeErrorCodes(options.lookupTxt), { ttlMs: 60_000 });
     this.srsReplies = new RateLimiter(
       options.srsRepliesPerHour ?? DEFAULT_SRS_REPLIES_PER_HOUR,
       3_600_000,
     );
+    // Bounces (null sender) to an SRS address go to the original sender, so a flood of them
+    // would turn Herald into a relay of whatever the body says.
+    this.srsNullSenders = new RateLimiter(limits.srsNullSendersPerHour, 3_600_000);
 
     this.server = new GreetingServer(
       {
@@ -142,6 +152,7 @@ export class InboundListener {
         // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
         hideREQUIRETLS: true,
         socketTimeout: limits.idleTimeoutMs,
+        maxClients: limits.maxConnections > 0 ? limits.maxConnections : undefined,
         logger: false,
         onConnect: this.guard.onConnect,
         onClose: (session) => {
@@ -157,17 +168,21 @@ export class InboundListener {
         },
         onData: (stream, session, callback) => {
           this.busy.add(session.id);
+          const cancelTimer = startDataTimer(this.server, session, limits.dataTimeoutMs, logger);
           this.onData(stream, session)
             .then(
               (reply) => callback(null, reply),
               (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
             )
-            .finally(() => this.busy.delete(session.id));
+            .finally(() => {
+              cancelTimer();
+              this.busy.delete(session.id);
+            });
         },
       },
       { onCommand: this.guard.onCommand },
     );
-    this.server.on('error', (error) => logger.error({ err: error }, 'MX listener error'));
+    this.server.on('error', (error) => logListenerError(logger, error, 'MX listener error'));
   }
 
   /** Stops accepting connections and closes the open ones once their DATA phase is over. */
@@ -240,6 +255,10 @@ export class InboundListener {
       );
       throw replyError(REPLIES.srsRateLimited);
     }
+    if (route.kind === 'srs-reverse' && sender === '' && !this.srsNullSenders.take(key)) {
+      this.options.logger.warn(log, 'recipient deferred: SRS address over its rate for bounces');
+      throw replyError(REPLIES.srsRateLimited);
+    }
     transaction.routes.set(key, route);
   }
 
@@ -253,7 +272,7 @@ export class InboundListener {
   }
 
   private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
-    const verdict = await readMessage(stream as Readable, this.options.limits);
+    const verdict = await readMessage(stream as Readable, this.options.limits, this.guard.budget);
     const sender = envelopeAddress(session.envelope.mailFrom);
     if (!verdict.ok) {
       this.options.logger.info(

@@ -12,6 +12,7 @@ import type { HeraldConfig } from '../config/index.js';
 import type { SrsSource, TxtLookup } from '../forwarding/index.js';
 import type { Store } from '../store/types.js';
 import { InboundListener, type DistributionAddresses } from './inbound.js';
+import { DataBudget } from './limits.js';
 import type { ListenerLimits } from './session.js';
 import { SubmissionListener } from './submission.js';
 import { loadTlsMaterial } from './tls.js';
@@ -84,6 +85,12 @@ export function listenerLimits(config: HeraldConfig): ListenerLimits {
     maxConnectionsPerClient: limits.maxConnectionsPerClient,
     commandsPerMinute: limits.commandsPerMinute,
     idleTimeoutMs: limits.idleTimeout,
+    maxConnections: limits.maxConnections,
+    maxDataInFlight: limits.maxDataInFlight,
+    dataTimeoutMs: limits.dataTimeout,
+    authFailuresPerWindow: limits.authFailuresPerWindow,
+    authFailureWindowMs: limits.authFailureWindow,
+    srsNullSendersPerHour: limits.srsNullSendersPerHour,
   };
 }
 
@@ -94,7 +101,10 @@ export async function startSmtpListeners(options: SmtpListenerOptions): Promise<
   logger.info({ source: tls.source, cert: tls.certPath }, 'TLS certificate loaded');
 
   const limits = listenerLimits(config);
+  // One budget for both listeners, because they share the process's memory.
+  const dataBudget = new DataBudget(limits.maxDataInFlight);
   const common = {
+    dataBudget,
     store: options.store,
     hostname: config.hostname,
     limits,
@@ -109,6 +119,7 @@ export async function startSmtpListeners(options: SmtpListenerOptions): Promise<
     srs: options.srs,
     lookupTxt: (name) => options.resolver.resolveTxt(name),
     distribution: options.distribution,
+    postmaster: config.postmaster,
   });
   const submission = new SubmissionListener({
     ...common,

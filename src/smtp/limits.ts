@@ -71,3 +71,81 @@ export class RateLimiter {
     this.buckets.set(key, bucket);
   }
 }
+
+/**
+ * Bytes of DATA held in memory over every session of the listeners that share it. A reading
+ * session reserves each chunk before keeping it and releases its whole reservation when the
+ * message is done, so the total stays at or below `maxBytes`.
+ */
+export class DataBudget {
+  private used = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** Reserves `bytes`; returns false, reserving nothing, when that would pass the maximum. */
+  reserve(bytes: number): boolean {
+    if (this.maxBytes > 0 && this.used + bytes > this.maxBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+
+  /** Whether `bytes` more would still fit. */
+  fits(bytes: number): boolean {
+    return this.maxBytes <= 0 || this.used + bytes <= this.maxBytes;
+  }
+
+  get inFlight(): number {
+    return this.used;
+  }
+}
+
+/**
+ * Counts events per key over a fixed window that starts at the key's first event, such as
+ * failed AUTH attempts per client address. Keys past `maxKeys` push out the oldest, which
+ * only forgives a key.
+ */
+export class FailureCounter {
+  private readonly counts = new Map<string, { count: number; since: number }>();
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly maxKeys = 100_000,
+  ) {}
+
+  /** Records one event for `key` and returns the number of events in its current window. */
+  add(key: string): number {
+    const entry = this.current(key);
+    if (entry) {
+      entry.count += 1;
+      return entry.count;
+    }
+    while (this.counts.size >= this.maxKeys) {
+      const oldest = this.counts.keys().next();
+      if (oldest.done === true) break;
+      this.counts.delete(oldest.value);
+    }
+    this.counts.set(key, { count: 1, since: this.now() });
+    return 1;
+  }
+
+  /** Whether `key` has reached the limit in its current window. */
+  blocked(key: string): boolean {
+    const entry = this.current(key);
+    return entry !== undefined && entry.count >= this.limit;
+  }
+
+  private current(key: string): { count: number; since: number } | undefined {
+    const entry = this.counts.get(key);
+    if (entry && this.now() - entry.since >= this.windowMs) {
+      this.counts.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+}

@@ -78,12 +78,20 @@ export const REPLIES = {
     'Too many connections from your address, try again later',
   ),
   tooManyCommands: reply(421, '4.7.0', 'Too many commands, slow down and try again later'),
+  tooManyClients: reply(421, '4.7.0', 'Too many connected clients, try again later'),
+  dataTimeout: reply(421, '4.4.2', 'Timeout: the message took too long to arrive, closing'),
+  // RFC 3463 section 3.4: 4.3.1 is "mail system full".
+  insufficientStorage: reply(452, '4.3.1', 'Insufficient system storage, try again later'),
   shuttingDown: reply(421, '4.3.2', 'Service shutting down, try again later'),
 
   // Authentication (RFC 4954 section 6).
   authRequired: reply(530, '5.7.0', 'Authentication required'),
   authFailed: reply(535, '5.7.8', 'Authentication credentials invalid'),
   authTemporary: reply(454, '4.7.0', 'Temporary authentication failure'),
+  authLocked: reply(454, '4.7.0', 'Too many failed authentication attempts, try again later'),
+  authClosing: reply(421, '4.7.0', 'Too many failed authentication attempts, closing'),
+  // RFC 3207 section 4.
+  startTlsFirst: reply(530, '5.7.0', 'Must issue a STARTTLS command first'),
 
   // Local trouble: the client should retry.
   localError: reply(451, '4.3.0', 'Local error in processing, try again later'),

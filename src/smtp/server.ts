@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 
-import type { SmtpReplyError } from './replies.js';
+import { REPLIES, replyText, type SmtpReplyError } from './replies.js';
 
 export interface ConnectionHooks {
   /** Milliseconds between accepting a connection and sending the greeting; default 0. */
@@ -49,8 +49,8 @@ export class GreetingServer extends SMTPServer {
       const { maxClients } = this.options;
       if (maxClients && this.connections.size > maxClients) {
         connection.send(
-          421,
-          `${connection.name} Too many connected clients, try again in a moment`,
+          REPLIES.tooManyClients.code,
+          `${connection.name} ${replyText(REPLIES.tooManyClients)}`,
           false,
         );
         return;

@@ -13,7 +13,7 @@ import {
   splitMessage,
 } from '../message/index.js';
 import type { ContentLimits, ContentVerdict } from './data.js';
-import { ConnectionLimiter, RateLimiter } from './limits.js';
+import { ConnectionLimiter, DataBudget, RateLimiter } from './limits.js';
 import { REPLIES, replyError, replyText, SmtpReplyError } from './replies.js';
 
 /** The settings both listeners apply, in bytes, counts and milliseconds. */
@@ -24,6 +24,17 @@ export interface ListenerLimits extends ContentLimits {
   commandsPerMinute: number;
   /** Milliseconds of silence from the client before the session is closed with 421. */
   idleTimeoutMs: number;
+  /** Connections to one listener over all clients; 0 for no limit. */
+  maxConnections: number;
+  /** Bytes of unfinished DATA over all sessions sharing a `DataBudget`; 0 for no limit. */
+  maxDataInFlight: number;
+  /** Milliseconds the whole DATA phase may take before 421 and close; 0 for no limit. */
+  dataTimeoutMs: number;
+  /** Failed AUTH attempts per client address and per user name in a window (submission). */
+  authFailuresPerWindow: number;
+  authFailureWindowMs: number;
+  /** Messages with the null sender per hour for one SRS address (MX). */
+  srsNullSendersPerHour: number;
 }
 
 type Callback = (error?: Error | null) => void;
@@ -42,6 +53,8 @@ export class ClientGuard {
   constructor(
     limits: ListenerLimits,
     private readonly logger: Logger,
+    /** DATA bytes in flight, shared with the other listener when both get the same one. */
+    readonly budget: DataBudget = new DataBudget(limits.maxDataInFlight),
   ) {
     this.connections = new ConnectionLimiter(limits.maxConnectionsPerClient);
     this.commands = new RateLimiter(limits.commandsPerMinute, 60_000);
@@ -66,13 +79,41 @@ export class ClientGuard {
 
   /** Returns the error to reply with when the client is over its command rate. */
   onCommand = (session: SMTPServerSession, command: string): SmtpReplyError | undefined => {
-    if (this.commands.take(session.remoteAddress)) return undefined;
-    this.logger.warn(
-      { session: session.id, client: session.remoteAddress, command: commandName(command) },
-      'command rejected: client over its command rate',
-    );
-    return replyError(REPLIES.tooManyCommands);
+    if (!this.commands.take(session.remoteAddress)) {
+      this.logger.warn(
+        { session: session.id, client: session.remoteAddress, command: commandName(command) },
+        'command rejected: client over its command rate',
+      );
+      return replyError(REPLIES.tooManyCommands);
+    }
+    if (commandName(command) === 'DATA' && session.envelope.rcptTo.length > 0) {
+      return this.checkBudget(session);
+    }
+    return undefined;
   };
+
+  /**
+   * Rejects DATA with 452 before the 354 when the memory for DATA is used up, or when the size
+   * declared with SIZE (RFC 1870) would not fit. A message without SIZE is checked again for
+   * each chunk while it is read.
+   */
+  private checkBudget(session: SMTPServerSession): SmtpReplyError | undefined {
+    const mailFrom = session.envelope.mailFrom;
+    const declared = mailFrom ? Number(mailFrom.args ? mailFrom.args.SIZE : 0) : 0;
+    const needed = Number.isFinite(declared) && declared > 0 ? declared : 1;
+    if (this.budget.fits(needed)) return undefined;
+    this.logger.warn(
+      {
+        session: session.id,
+        client: session.remoteAddress,
+        declaredSize: declared,
+        inFlight: this.budget.inFlight,
+        maxDataInFlight: this.budget.maxBytes,
+      },
+      'DATA rejected: memory for messages in transfer is used up',
+    );
+    return replyError(REPLIES.insufficientStorage);
+  }
 }
 
 /** Extracts the verb of a command line, without its arguments (which may carry AUTH data). */
@@ -92,11 +133,72 @@ export function toReplyError(
   stage: string,
 ): SmtpReplyError {
   if (error instanceof SmtpReplyError) return error;
+  if (isClientDisconnect(error)) {
+    logger.info(
+      { session: session.id, client: session.remoteAddress, stage, reason: errorText(error) },
+      `client disconnected during ${stage}`,
+    );
+    return replyError(REPLIES.localError);
+  }
   logger.error(
     { err: error, session: session.id, client: session.remoteAddress, stage },
     `${stage} failed`,
   );
   return replyError(REPLIES.localError);
+}
+
+/**
+ * Socket error codes that mean the client closed or broke the connection. ECONNECTION is what
+ * smtp-server 3.21 sets on the DATA stream when the client leaves before the final dot.
+ */
+const DISCONNECT_CODES = new Set(['ECONNECTION', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/** Whether an error is the client's disconnect rather than a local fault. */
+export function isClientDisconnect(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISCONNECT_CODES.has(code);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Logs an error event of a listener: a client's disconnect at info without the stack, since
+ * it is the client's doing, and anything else at error.
+ */
+export function logListenerError(logger: Logger, error: Error, message: string): void {
+  if (isClientDisconnect(error)) {
+    const client = (error as { remoteAddress?: unknown }).remoteAddress;
+    logger.info({ client, reason: error.message }, 'client disconnected');
+    return;
+  }
+  logger.error({ err: error }, message);
+}
+
+/**
+ * Starts the time limit of a DATA phase: when it runs out the session gets 421 and is closed,
+ * which ends the DATA stream with an error. Returns the function that cancels the limit.
+ */
+export function startDataTimer(
+  server: SMTPServer,
+  session: SMTPServerSession,
+  timeoutMs: number,
+  logger: Logger,
+): () => void {
+  if (timeoutMs <= 0) return () => undefined;
+  const timer = setTimeout(() => {
+    for (const connection of server.connections) {
+      if (connection.session.id !== session.id) continue;
+      logger.info(
+        { session: session.id, client: session.remoteAddress, timeoutMs },
+        'session closed: DATA took longer than its time limit',
+      );
+      connection.send(REPLIES.dataTimeout.code, replyText(REPLIES.dataTimeout));
+    }
+  }, timeoutMs);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 /** Builds the reply for content that broke a limit. */
@@ -120,6 +222,8 @@ export function contentError(
         REPLIES.headerTooLarge,
         `Message header exceeds the limit of ${limits.maxHeaderSize} octets`,
       );
+    case 'storage':
+      return replyError(REPLIES.insufficientStorage);
   }
 }
 

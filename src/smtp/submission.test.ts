@@ -154,12 +154,12 @@ describe('submission before STARTTLS', () => {
     expect(ehlo).not.toContain('AUTH');
   });
 
-  it('refuses AUTH before STARTTLS', async () => {
+  it('refuses AUTH before STARTTLS with 530', async () => {
     const replies = await plainSession([
       'EHLO client.test',
       'AUTH PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=',
     ]);
-    expect(replies[2]).toMatch(/^5\d\d /);
+    expect(replies[2]).toMatch(/^530 5\.7\.0 Must issue a STARTTLS command first/);
   });
 
   it('refuses MAIL without AUTH', async () => {

@@ -29,14 +29,17 @@ import {
 } from '../message/index.js';
 import type { Store } from '../store/types.js';
 import { readMessage } from './data.js';
+import { DataBudget, FailureCounter } from './limits.js';
 import { GreetingServer } from './server.js';
-import { REPLIES, replyError, replyText } from './replies.js';
+import { REPLIES, replyError, replyText, type SmtpReplyError } from './replies.js';
 import {
   ClientGuard,
   closeGracefully,
   contentError,
   envelopeAddress,
+  logListenerError,
   receivedField,
+  startDataTimer,
   toReplyError,
   type ListenerLimits,
 } from './session.js';
@@ -58,7 +61,12 @@ export interface SubmissionOptions {
   onEnqueued?: EnqueuedListener;
   /** Signs submitted messages; in process when absent. */
   signer?: MessageSigner;
+  /** DATA bytes in flight, shared with the MX listener; a budget of its own when absent. */
+  dataBudget?: DataBudget;
 }
+
+/** Failed AUTH attempts in one session before it is closed with 421. */
+export const MAX_AUTH_FAILURES_PER_SESSION = 3;
 
 /** The authenticated user of a session: a credential and the domain it may send as. */
 export interface SubmissionUser {
@@ -73,10 +81,21 @@ export class SubmissionListener {
   private readonly guard: ClientGuard;
   /** Sessions inside DATA, which a shutdown lets finish. */
   private readonly busy = new Set<string>();
+  /** Failed AUTH attempts per client address and per user name, over the failure window. */
+  private readonly authFailures: FailureCounter;
+  /** Failed AUTH attempts per open session. */
+  private readonly sessionFailures = new Map<string, number>();
+  /** AUTH attempts rejected while locked out, per key, so only some of them are logged. */
+  private readonly lockedAttempts: FailureCounter;
 
   constructor(private readonly options: SubmissionOptions) {
     const { limits, logger } = options;
-    this.guard = new ClientGuard(limits, logger);
+    this.guard = new ClientGuard(limits, logger, options.dataBudget);
+    this.authFailures = new FailureCounter(
+      limits.authFailuresPerWindow,
+      limits.authFailureWindowMs,
+    );
+    this.lockedAttempts = new FailureCounter(Number.MAX_SAFE_INTEGER, limits.authFailureWindowMs);
     this.server = new GreetingServer(
       {
         name: options.hostname,
@@ -90,6 +109,7 @@ export class SubmissionListener {
         authRequiredMessage: replyText(REPLIES.authRequired),
         disableReverseLookup: true,
         socketTimeout: limits.idleTimeoutMs,
+        maxClients: limits.maxConnections > 0 ? limits.maxConnections : undefined,
         logger: false,
         // REQUIRETLS (RFC 8689) would promise TLS on every later hop, which delivery does not.
         hideREQUIRETLS: true,
@@ -102,7 +122,10 @@ export class SubmissionListener {
           session.disabledCommands = [];
           callback();
         },
-        onClose: this.guard.onClose,
+        onClose: (session) => {
+          this.sessionFailures.delete(session.id);
+          this.guard.onClose(session);
+        },
         onAuth: (auth, session, callback) => {
           this.onAuth(auth, session).then(
             (response) => callback(null, response),
@@ -113,22 +136,40 @@ export class SubmissionListener {
         onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
         onData: (stream, session, callback) => {
           this.busy.add(session.id);
+          const cancelTimer = startDataTimer(this.server, session, limits.dataTimeoutMs, logger);
           this.onData(stream, session)
             .then(
               (reply) => callback(null, reply),
               (error: unknown) => callback(toReplyError(error, session, logger, 'DATA')),
             )
-            .finally(() => this.busy.delete(session.id));
+            .finally(() => {
+              cancelTimer();
+              this.busy.delete(session.id);
+            });
         },
       },
-      { onCommand: this.guard.onCommand },
+      { onCommand: (session, command) => this.onCommand(session, command) },
     );
-    this.server.on('error', (error) => logger.error({ err: error }, 'submission listener error'));
+    this.server.on('error', (error) =>
+      logListenerError(logger, error, 'submission listener error'),
+    );
   }
 
   /** Stops accepting connections and closes the open ones once their DATA phase is over. */
   close(timeoutMs: number): Promise<void> {
     return closeGracefully(this.server, this.busy, timeoutMs);
+  }
+
+  /**
+   * Answers AUTH before STARTTLS with 530 (RFC 3207 section 4): AUTH is disabled then, and
+   * smtp-server would reply 500 to a disabled command.
+   */
+  private onCommand(session: SMTPServerSession, command: string): SmtpReplyError | undefined {
+    const rejection = this.guard.onCommand(session, command);
+    if (rejection) return rejection;
+    const verb = (command.split(' ')[0] ?? '').toUpperCase();
+    if (verb === 'AUTH' && !session.secure) return replyError(REPLIES.startTlsFirst);
+    return undefined;
   }
 
   private async onAuth(
@@ -142,6 +183,21 @@ export class SubmissionListener {
       username,
       method: auth.method,
     };
+    const clientKey = `client:${session.remoteAddress}`;
+    const userKey = `user:${username.toLowerCase()}`;
+    const lockedKey = [clientKey, userKey].find((key) => this.authFailures.blocked(key));
+    if (lockedKey !== undefined) {
+      // A locked-out client may keep trying, so only the 1st, 10th, 100th... attempt is logged.
+      const attempts = this.lockedAttempts.add(lockedKey);
+      if (Number.isInteger(Math.log10(attempts))) {
+        this.options.logger.info(
+          { ...log, lockedBy: lockedKey, attempts },
+          'authentication rejected: too many failed attempts',
+        );
+      }
+      throw replyError(REPLIES.authLocked);
+    }
+
     let user: SubmissionUser | undefined;
     try {
       user = await this.authenticate(username, auth.password ?? '');
@@ -149,12 +205,32 @@ export class SubmissionListener {
       this.options.logger.error({ ...log, err: error }, 'authentication failed: store error');
       throw replyError(REPLIES.authTemporary);
     }
-    if (!user) {
-      this.options.logger.warn(log, 'authentication failed: invalid credentials');
-      throw replyError(REPLIES.authFailed);
-    }
+    if (!user) throw this.authFailed(session, clientKey, userKey, log);
     this.options.logger.info({ ...log, domain: user.domain }, 'authenticated');
     return { user };
+  }
+
+  /**
+   * Counts a failed AUTH attempt for the session, the client address and the user name, and
+   * returns the reply: 535, or 421 once the session has failed too often.
+   */
+  private authFailed(
+    session: SMTPServerSession,
+    clientKey: string,
+    userKey: string,
+    log: Record<string, unknown>,
+  ): SmtpReplyError {
+    const sessionFailures = (this.sessionFailures.get(session.id) ?? 0) + 1;
+    this.sessionFailures.set(session.id, sessionFailures);
+    const clientFailures = this.authFailures.add(clientKey);
+    const userFailures = this.authFailures.add(userKey);
+    this.options.logger.info(
+      { ...log, sessionFailures, clientFailures, userFailures },
+      'authentication failed: invalid credentials',
+    );
+    return sessionFailures >= MAX_AUTH_FAILURES_PER_SESSION
+      ? replyError(REPLIES.authClosing)
+      : replyError(REPLIES.authFailed);
   }
 
   /** Checks a username and password; returns the user, or undefined when they do not match. */
