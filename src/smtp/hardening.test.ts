@@ -105,6 +105,11 @@ class Client {
   close(): void {
     this.socket.destroy();
   }
+
+  /** Closes the connection with a TCP RST, as a client that crashed would. */
+  reset(): void {
+    this.socket.resetAndDestroy();
+  }
 }
 
 function plainAuth(username: string, password: string): string {
@@ -329,5 +334,42 @@ describe('failed AUTH on submission', () => {
       (line) => line.msg === 'authentication rejected: too many failed attempts',
     );
     expect(locked.length).toBeGreaterThan(0);
+  });
+});
+
+describe('null sender to an SRS address', () => {
+  it('defers bounces past the hourly rate with 450', async () => {
+    const forward = srs.forward('victim@origin.test');
+    const address = forward.kind === 'rewritten' ? forward.address : '';
+    const { client } = await Client.connect(listeners.mx.port, '127.0.2.1');
+    await client.command('EHLO client.test');
+    const replies: string[] = [];
+    for (let attempt = 0; attempt < 4; attempt++) {
+      await client.command('MAIL FROM:<>');
+      replies.push(await client.command(`RCPT TO:<${address}>`));
+      await client.command('RSET');
+    }
+    client.close();
+    expect(replies.slice(0, 3).every((reply) => reply.startsWith('250'))).toBe(true);
+    expect(replies[3]).toMatch(/^450 4\.7\.1 /);
+  });
+});
+
+describe('client disconnects', () => {
+  it('logs a reset in the middle of DATA at info', async () => {
+    const before = logLines.length;
+    const client = await mxTransaction();
+    expect(await client.command('DATA')).toMatch(/^354/);
+    client.write('Subject: cut off\r\n\r\nhalf a message');
+    await sleep(100);
+    client.reset();
+    await client.closed;
+    await sleep(300);
+
+    const lines = logLines.slice(before);
+    expect(lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+    const disconnect = lines.find((line) => line.msg === 'client disconnected during DATA');
+    expect(disconnect).toMatchObject({ level: 30 });
+    expect(disconnect).not.toHaveProperty('err');
   });
 });
