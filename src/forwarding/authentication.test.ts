@@ -1,7 +1,17 @@
 import { describe, expect, it } from 'vitest';
 
+import { generateKeyPairSync } from 'node:crypto';
+
+import { dkimRecordValue, signMessage, verifyMessage } from '../dkim/index.js';
 import { DnsError } from '../dns/index.js';
-import { cacheTxtLookup, fromDomains, withNodeErrorCodes } from './authentication.js';
+import { getHeaders, parseHeaderFields, splitMessage } from '../message/index.js';
+import {
+  authservIdOf,
+  cacheTxtLookup,
+  fromDomains,
+  removeOwnAuthenticationResults,
+  withNodeErrorCodes,
+} from './authentication.js';
 
 function failing(code: string) {
   return Object.assign(new Error(`lookup failed: ${code}`), { code });
@@ -77,5 +87,62 @@ describe('fromDomains', () => {
 
   it('returns nothing without a From field', () => {
     expect(fromDomains(Buffer.from('To: x@y.test\r\n\r\nbody\r\n'))).toEqual([]);
+  });
+});
+
+describe('authservIdOf', () => {
+  it.each([
+    ['mx.herald.test; dkim=pass', 'mx.herald.test'],
+    [' (comment (nested)) MX.Herald.Test 1; none', 'MX.Herald.Test'],
+    ['\r\n\tmx.herald.test;\r\n\tspf=pass', 'mx.herald.test'],
+    ['"mx.herald.test"; none', 'mx.herald.test'],
+    ['', undefined],
+  ])('reads %j', (value, expected) => {
+    expect(authservIdOf(value)).toBe(expected);
+  });
+});
+
+describe('removeOwnAuthenticationResults', () => {
+  const privateKey = generateKeyPairSync('ed25519').privateKey;
+  const original = Buffer.from(
+    'Authentication-Results: MX.HERALD.TEST.;\r\n\tdkim=pass header.d=bank.test\r\n' +
+      'Authentication-Results: upstream.test; spf=pass smtp.mailfrom=author.test\r\n' +
+      'From: Author <author@author.test>\r\nSubject: hi\r\n' +
+      'Authentication-Results: (forged) mx.herald.test; dmarc=pass\r\n' +
+      '\r\nBody with Authentication-Results: mx.herald.test; in it.\r\n',
+  );
+  const signed = signMessage(original, {
+    signatures: [{ domain: 'author.test', selector: 's1', privateKey }],
+  });
+  const cleaned = removeOwnAuthenticationResults(signed, 'mx.herald.test');
+  const values = getHeaders(
+    parseHeaderFields(splitMessage(cleaned).header),
+    'authentication-results',
+  );
+
+  it('removes every field of its own id, in any case', () => {
+    expect(values.some((value) => /herald/i.test(value))).toBe(false);
+  });
+
+  it('keeps the fields of other ids and the body', () => {
+    expect(values).toHaveLength(1);
+    expect(values[0]).toContain('upstream.test');
+    expect(splitMessage(cleaned).body.toString()).toContain('mx.herald.test; in it');
+  });
+
+  it('leaves the author signature valid', async () => {
+    const record = dkimRecordValue(privateKey);
+    const results = await verifyMessage(cleaned, {
+      lookupTxt: (name) =>
+        name === 's1._domainkey.author.test'
+          ? Promise.resolve([[record]])
+          : Promise.reject(Object.assign(new Error('no record'), { code: 'ENOTFOUND' })),
+    });
+    expect(results.map((result) => result.result)).toEqual(['pass']);
+  });
+
+  it('returns the message unchanged without such fields', () => {
+    const plain = Buffer.from('From: a@b.test\r\n\r\nbody\r\n');
+    expect(removeOwnAuthenticationResults(plain, 'mx.herald.test')).toBe(plain);
   });
 });

@@ -15,6 +15,7 @@ import {
   getHeaders,
   parseAddressList,
   parseHeaderFields,
+  rawFieldValue,
   splitMessage,
 } from '../message/index.js';
 import { evaluateDmarc, formatDmarcResult, type DmarcEvaluation, type TxtLookup } from './dmarc.js';
@@ -132,4 +133,47 @@ export async function checkArrival(
     fromDomains: domains,
     headerField: formatHeaderField('Authentication-Results', value),
   };
+}
+
+/**
+ * Reads the authserv-id of an `Authentication-Results` value (RFC 8601 section 2.2): the first
+ * token or quoted string, after any comments and whitespace. Returns undefined when it is missing.
+ */
+export function authservIdOf(value: string): string | undefined {
+  let index = 0;
+  let depth = 0;
+  while (index < value.length) {
+    const char = value[index]!;
+    if (char === '(') depth++;
+    else if (char === ')' && depth > 0) depth--;
+    else if (depth === 0 && !/[ \t\r\n]/.test(char)) break;
+    index++;
+  }
+  const rest = value.slice(index);
+  if (rest.startsWith('"')) {
+    const quoted = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
+    return quoted ? quoted[1]!.replace(/\\(.)/g, '$1') : undefined;
+  }
+  const token = /^[^ \t\r\n;()]+/.exec(rest);
+  return token ? token[0] : undefined;
+}
+
+/**
+ * Removes the `Authentication-Results` fields that carry `authservId`, compared without case
+ * and without a final dot. RFC 8601 section 5 has a receiver drop such fields before it adds its
+ * own, since only it may write them. Fields of other ids stay, and every other byte of the
+ * message is kept, so signatures over the rest still verify.
+ */
+export function removeOwnAuthenticationResults(message: Buffer, authservId: string): Buffer {
+  const own = authservId.toLowerCase().replace(/\.$/, '');
+  const { header } = splitMessage(message);
+  const fields = parseHeaderFields(header);
+  const forged = fields.filter((field) => {
+    if (field.key !== 'authentication-results') return false;
+    const id = authservIdOf(rawFieldValue(field).toString('latin1'));
+    return id !== undefined && id.toLowerCase().replace(/\.$/, '') === own;
+  });
+  if (forged.length === 0) return message;
+  const kept = fields.filter((field) => !forged.includes(field)).map((field) => field.raw);
+  return Buffer.concat([...kept, message.subarray(header.length)]);
 }

@@ -373,3 +373,24 @@ describe('client disconnects', () => {
     expect(disconnect).not.toHaveProperty('err');
   });
 });
+
+describe('forged Authentication-Results', () => {
+  it('forwards only the field Herald adds under its own id', async () => {
+    const client = await mxTransaction();
+    expect(await client.command('DATA')).toMatch(/^354/);
+    client.write(
+      'Authentication-Results: mx.herald.test; dkim=pass header.d=bank.test; dmarc=pass\r\n' +
+        'Authentication-Results: upstream.test; spf=pass\r\n' +
+        `${MESSAGE}.\r\n`,
+    );
+    const reply = await client.read();
+    client.close();
+    const messageId = /queued as (\S+)/.exec(reply)?.[1];
+    expect(messageId).toBeDefined();
+    const body = (await store.getMessageBody(messageId!))!.toString('utf8');
+    const fields = body.split('\r\n\r\n')[0]!.match(/^Authentication-Results:.*$/gim) ?? [];
+    expect(fields).toHaveLength(2);
+    expect(body).not.toContain('bank.test');
+    expect(body).toContain('Authentication-Results: upstream.test; spf=pass');
+  });
+});

@@ -28,6 +28,7 @@ import {
   type TxtLookup,
   withNodeErrorCodes,
 } from '../forwarding/index.js';
+import { removeOwnAuthenticationResults } from '../forwarding/authentication.js';
 import type { DistributionRoute, InboundResult } from '../distribution/inbound.js';
 import { delaySince, messageLogger } from '../log/index.js';
 import { toSmtpLineEndings } from '../message/index.js';
@@ -290,7 +291,11 @@ export class InboundListener {
 
     const accepted = [...this.transactionOf(session).routes.values()];
     this.transactions.delete(session.id);
-    const message = toSmtpLineEndings(verdict.message);
+    // Fields under Herald's own authserv-id can only be forged (RFC 8601 section 5).
+    const message = removeOwnAuthenticationResults(
+      toSmtpLineEndings(verdict.message),
+      this.options.hostname,
+    );
     const routes = accepted.filter((route) => route.kind !== 'distribution');
     const feedback = accepted.filter((route) => route.kind === 'distribution');
     if (feedback.length > 0) await this.processFeedback(feedback, message, sender, session);
