@@ -170,6 +170,7 @@ beforeAll(async () => {
     authFailuresPerWindow: 5,
     srsNullSendersPerHour: 3,
   };
+  config.postmaster = ['admin@dest.test'];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       for (const line of chunk.toString('utf8').split('\n')) {
@@ -392,5 +393,24 @@ describe('forged Authentication-Results', () => {
     expect(fields).toHaveLength(2);
     expect(body).not.toContain('bank.test');
     expect(body).toContain('Authentication-Results: upstream.test; spf=pass');
+  });
+});
+
+describe('postmaster', () => {
+  it('queues mail for postmaster to the configured address', async () => {
+    const { client } = await Client.connect(listeners.mx.port, '127.0.3.1');
+    await client.command('EHLO client.test');
+    expect(await client.command('MAIL FROM:<reporter@origin.test>')).toMatch(/^250/);
+    expect(await client.command('RCPT TO:<postmaster@club.test>')).toMatch(/^250/);
+    expect(await client.command('RCPT TO:<PostMaster@mx.herald.test>')).toMatch(/^250/);
+    expect(await client.command('RCPT TO:<postmaster@elsewhere.test>')).toMatch(/^550 /);
+    expect(await client.command('DATA')).toMatch(/^354/);
+    client.write(`${MESSAGE}.\r\n`);
+    const reply = await client.read();
+    client.close();
+    const messageId = /queued as (\S+)/.exec(reply)?.[1];
+    expect(messageId).toBeDefined();
+    const entries = await store.listEntriesOfMessage(messageId!);
+    expect(entries.map((entry) => entry.recipient)).toEqual(['admin@dest.test']);
   });
 });

@@ -534,6 +534,15 @@ describe('MX listener SRS addresses', () => {
     expect(replies[10]).toMatch(/^450 4\.7\.1 /);
   });
 
+  it('rejects postmaster when no postmaster address is set', async () => {
+    const { rcpt } = await transaction(
+      'x@dest.test',
+      ['postmaster@club.test'],
+      message('x@dest.test', 'postmaster'),
+    );
+    expect(rcpt[0]).toMatch(/^550 5\.1\.1 /);
+  });
+
   it('accepts the bounce address and discards its mail', async () => {
     const { rcpt, data } = await transaction(
       'x@dest.test',

@@ -96,7 +96,17 @@ interface DistributionRecipient {
 /** Default rate for mail with a non-null sender to one SRS address: auto-replies, not floods. */
 export const DEFAULT_SRS_REPLIES_PER_HOUR = 10;
 
-type AcceptedRoute = Exclude<RecipientRoute, { kind: 'reject' }>;
+/**
+ * `postmaster@` a hosted domain or the hostname, which RFC 5321 section 4.5.1 requires a server
+ * to accept, when no alias takes it: forwarded to the `postmaster` setting's addresses.
+ */
+interface PostmasterRecipient {
+  kind: 'postmaster';
+  recipient: string;
+  targets: readonly string[];
+}
+
+type AcceptedRoute = Exclude<RecipientRoute, { kind: 'reject' }> | PostmasterRecipient;
 
 /** The recipients accepted so far in the current transaction of a session. */
 interface Transaction {
@@ -239,6 +249,18 @@ export class InboundListener {
     }
 
     const route = await this.router.route(address.address);
+    if (route.kind === 'reject' && this.isPostmaster(address.address, route.reason)) {
+      this.options.logger.info(
+        { ...log, targets: this.options.postmaster },
+        'recipient accepted for the postmaster addresses',
+      );
+      transaction.routes.set(key, {
+        kind: 'postmaster',
+        recipient: address.address,
+        targets: this.options.postmaster ?? [],
+      });
+      return;
+    }
     if (route.kind === 'reject') {
       this.options.logger.info(
         { ...log, reason: route.reason, detail: route.detail },
@@ -261,6 +283,24 @@ export class InboundListener {
       throw replyError(REPLIES.srsRateLimited);
     }
     transaction.routes.set(key, route);
+  }
+
+  /**
+   * Whether a rejected recipient is `postmaster@` (any case) a hosted domain or the hostname.
+   * Without `postmaster` addresses configured the rejection stands.
+   */
+  private isPostmaster(
+    address: string,
+    reason: Extract<RecipientRoute, { kind: 'reject' }>['reason'],
+  ): boolean {
+    if ((this.options.postmaster ?? []).length === 0) return false;
+    const at = address.lastIndexOf('@');
+    if (at < 0 || address.slice(0, at).toLowerCase() !== 'postmaster') return false;
+    const domain = address
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, '');
+    return reason === 'unknown-user' || domain === this.options.hostname.toLowerCase();
   }
 
   private transactionOf(session: SMTPServerSession): Transaction {
@@ -410,6 +450,12 @@ export class InboundListener {
     const rewritten = new Map<string, Variant>();
     for (const route of routes) {
       if (route.kind === 'own-bounce') continue;
+      if (route.kind === 'postmaster') {
+        for (const target of route.targets) {
+          original.recipients.push(await this.entryFor(target, sender, null, session));
+        }
+        continue;
+      }
       if (route.kind === 'srs-reverse') {
         original.recipients.push(await this.entryFor(route.original, sender, null, session));
         continue;
