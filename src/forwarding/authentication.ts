@@ -174,6 +174,6 @@ export function removeOwnAuthenticationResults(message: Buffer, authservId: stri
     return id !== undefined && id.toLowerCase().replace(/\.$/, '') === own;
   });
   if (forged.length === 0) return message;
-  const kept = fields.filter((field) => !forged.includes(field)).map((field) => field.raw);
-  return Buffer.concat([...kept, message.subarray(header.length)]);
+  const keptFields = fields.filter((field) => !forged.includes(field)).map((field) => field.raw);
+  return Buffer.concat([...keptFields, message.subarray(header.length)]);
 }

@@ -1,8 +1,8 @@
 /**
  * Limits against resource exhaustion and password guessing, on listeners of their own with
- * limits small enough to reach: connections per listener, DATA bytes in flight, the DATA time
- * limit, failed AUTH per session, client address and user name, and null senders per SRS
- * address. Clients are raw TCP sockets on loopback, upgraded with STARTTLS where needed.
+ * limits small enough to reach. They cover connections per listener, DATA bytes in flight, the
+ * DATA time limit, failed AUTH, null senders per SRS address, forged Authentication-Results
+ * and postmaster. Clients are raw TCP sockets on loopback, upgraded with STARTTLS where needed.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';

@@ -76,13 +76,15 @@ export class RateLimiter {
  * Bytes of DATA held in memory over every session of the listeners that share it. A reading
  * session reserves each chunk before keeping it and releases its whole reservation when the
  * message is done, so the total stays at or below `maxBytes`.
+ * NOTE: the reservation ends when the final dot is read, so a message that is being checked,
+ * signed or stored after that no longer counts.
  */
 export class DataBudget {
   private used = 0;
 
   constructor(readonly maxBytes: number) {}
 
-  /** Reserves `bytes`; returns false, reserving nothing, when that would pass the maximum. */
+  /** Reserves `bytes`, or returns false and reserves nothing when that would pass the maximum. */
   reserve(bytes: number): boolean {
     if (this.maxBytes > 0 && this.used + bytes > this.maxBytes) return false;
     this.used += bytes;
@@ -93,7 +95,7 @@ export class DataBudget {
     this.used = Math.max(0, this.used - bytes);
   }
 
-  /** Whether `bytes` more would still fit. */
+  /** Checks whether `bytes` more would fit, reserving nothing. */
   fits(bytes: number): boolean {
     return this.maxBytes <= 0 || this.used + bytes <= this.maxBytes;
   }
@@ -134,7 +136,7 @@ export class FailureCounter {
     return 1;
   }
 
-  /** Whether `key` has reached the limit in its current window. */
+  /** Checks whether `key` has reached the limit in its current window. */
   blocked(key: string): boolean {
     const entry = this.current(key);
     return entry !== undefined && entry.count >= this.limit;
