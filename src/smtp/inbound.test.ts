@@ -615,10 +615,14 @@ describe('MX listener limits', () => {
     for (const { client } of open) client.close();
     extra.client.close();
     await Promise.all(open.map(({ client }) => client.closed));
+    // smtp-server runs onClose on a later tick, so the slots come back a moment after the
+    // client sees the close, and the next test would otherwise get the 421 as its greeting.
+    await new Promise((resolve) => setTimeout(resolve, 200));
   });
 
   it('closes an idle session with 421', async () => {
-    const { client } = await LineClient.connect(listeners.mx.port);
+    const { client, greeting } = await LineClient.connect(listeners.mx.port);
+    expect(greeting).toMatch(/^220 /);
     const started = Date.now();
     const reply = await client.read();
     expect(reply).toMatch(/^421 /);
