@@ -252,6 +252,32 @@ describe('DATA bytes in flight', () => {
   });
 });
 
+describe('DATA budget shared by both listeners', () => {
+  it('rejects a submission while MX sessions fill the budget', async () => {
+    const holder = await mxTransaction();
+    const client = await tlsSession('127.0.4.1');
+    try {
+      expect(await client.command(plainAuth('alice', 'correct horse'))).toMatch(/^235 /);
+      expect(await client.command('MAIL FROM:<alice@club.test>')).toMatch(/^250/);
+      expect(await client.command('RCPT TO:<bob@dest.test>')).toMatch(/^250/);
+
+      expect(await holder.command('DATA')).toMatch(/^354/);
+      const line = `${'x'.repeat(998)}\r\n`;
+      holder.write(MESSAGE + line.repeat(60));
+      await sleep(500);
+
+      expect(await client.command('DATA')).toMatch(/^354/);
+      client.write(`${MESSAGE}${line.repeat(10)}.\r\n`);
+      expect(await client.read()).toMatch(/^452 4\.3\.1 /);
+      holder.write('.\r\n');
+      expect(await holder.read()).toMatch(/^250 /);
+    } finally {
+      holder.close();
+      client.close();
+    }
+  });
+});
+
 describe('DATA time limit', () => {
   it('closes a slow DATA phase with 421', async () => {
     const client = await mxTransaction();

@@ -283,7 +283,7 @@ export class SubmissionListener {
   }
 
   private async onData(stream: NodeJS.ReadableStream, session: SMTPServerSession): Promise<string> {
-    const verdict = await readMessage(stream as Readable, this.options.limits);
+    const verdict = await readMessage(stream as Readable, this.options.limits, this.guard.budget);
     if (!verdict.ok) throw contentError(verdict, this.options.limits);
 
     const user = userOf(session);
