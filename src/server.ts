@@ -11,7 +11,7 @@
  * the queue where it stopped.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import type { Logger } from 'pino';
@@ -202,25 +202,48 @@ export async function startServer(
 /**
  * Reads the SRS secrets, one a line, the first signing and all verifying (so a secret can be
  * rotated by adding a new first line). A missing file is created with one random secret, mode
- * 0600, so a fresh install forwards without a setup step.
+ * 0600, so a fresh install forwards without a setup step. Nodes that share the file and start
+ * together all end up with the secret that the first of them wrote.
  */
-async function loadSrsSecrets(path: string, logger: Logger): Promise<string[]> {
-  try {
-    const text = await readFile(path, 'utf8');
-    const secrets = text
-      .split(/\r?\n/)
-      .map((line) => line.trim())
-      .filter((line) => line !== '' && !line.startsWith('#'));
-    if (secrets.length === 0) throw new Error(`SRS secrets file ${path} contains no secret`);
-    return secrets;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+export async function loadSrsSecrets(path: string, logger: Logger): Promise<string[]> {
+  const existing = await readSrsSecrets(path);
+  if (existing) return existing;
+
+  // The secret is written whole to a file of this process, then linked into place: link fails
+  // when the name exists, so a node racing this one never reads a half-written file.
   const secret = randomBytes(24).toString('base64url');
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  const draft = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(draft, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    await link(draft, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const written = await readSrsSecrets(path);
+    if (!written) throw new Error(`SRS secrets file ${path} vanished while it was read`);
+    return written;
+  } finally {
+    await unlink(draft);
+  }
   logger.info({ path }, 'generated a new SRS secret');
   return [secret];
+}
+
+/** The secrets in the file, or undefined when it does not exist. */
+async function readSrsSecrets(path: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const secrets = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  if (secrets.length === 0) throw new Error(`SRS secrets file ${path} contains no secret`);
+  return secrets;
 }
 
 /**
