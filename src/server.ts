@@ -229,7 +229,7 @@ export async function loadSrsSecrets(path: string, logger: Logger): Promise<stri
   return [secret];
 }
 
-/** The secrets in the file, or undefined when it does not exist. */
+/** Reads the secrets in the file; resolves to undefined when the file does not exist. */
 async function readSrsSecrets(path: string): Promise<string[] | undefined> {
   let text: string;
   try {

@@ -3,7 +3,7 @@
  * by programs and read from files often end lines with a bare LF. These functions turn every bare
  * LF into CRLF, so a message is signed, hashed and stored as it will be transmitted. `toCrlf`
  * leaves a lone CR that no LF follows as it is, because it is message content, not a line
- * ending; `toSmtpLineEndings` turns it into CRLF too, for messages that travel over SMTP.
+ * ending. `toSmtpLineEndings` turns it into CRLF too, for messages that travel over SMTP.
  */
 
 const CR = 0x0d;

@@ -1,5 +1,5 @@
 /**
- * File modes of the SQLite store. The database holds queued message bodies, password hashes
+ * File modes of the SQLite store. The database contains queued message bodies, password hashes
  * and token hashes, so its folder is created 0700 and the file 0600 before SQLite opens it.
  * SQLite creates the `-wal` and `-shm` files with the mode of the database file, so they
  * follow; files left wider by an older version are narrowed here too.
