@@ -74,6 +74,20 @@ async function entriesFor(recipient: string) {
   );
 }
 
+/**
+ * Waits for the first queue entry of `recipient` to reach `status` and returns it, or returns
+ * it as it is after `timeoutMs`. The receiver has the message before Herald has committed the
+ * attempt's outcome, so a status read at once can still be the one before.
+ */
+async function entryWithStatus(recipient: string, status: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [entry] = await entriesFor(recipient);
+    if (entry?.status === status || Date.now() > deadline) return entry;
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+}
+
 /** Finds the DSN that reports on `recipient` among messages to the original sender. */
 async function dsnAbout(recipient: string): Promise<string> {
   const deadline = Date.now() + 20_000;
@@ -126,7 +140,7 @@ describe('delivery to MX hosts', () => {
     const message = await messageTo('reader@dest.test');
     expect(message.secure).toBe(true);
     expect(message.heloName).toBe('mx.herald.test');
-    expect((await entriesFor('reader@dest.test'))[0]?.status).toBe('delivered');
+    expect((await entryWithStatus('reader@dest.test', 'delivered'))?.status).toBe('delivered');
   });
 
   it('defers on a 4xx reply and delivers on the retry', async () => {
@@ -135,7 +149,7 @@ describe('delivery to MX hosts', () => {
     const message = await messageTo('later@slow.test');
     expect(message.secure).toBe(true);
 
-    const [entry] = await entriesFor('later@slow.test');
+    const entry = await entryWithStatus('later@slow.test', 'delivered');
     expect(entry?.status).toBe('delivered');
     const shown = await herald.api('GET', `/api/queue/${entry!.messageId}`);
     const attempts = (
@@ -156,7 +170,7 @@ describe('delivery to MX hosts', () => {
     expect(dsn).toMatch(/Status: 5\.1\.1/i);
     expect(dsn).toMatch(/Content-Type: text\/rfc822-headers/i);
     expect(dsn).toContain('Subject: permanent failure');
-    expect((await entriesFor('gone@dest.test'))[0]?.status).toBe('failed');
+    expect((await entryWithStatus('gone@dest.test', 'failed'))?.status).toBe('failed');
   });
 
   it('bounces at once for a domain with a null MX', async () => {
@@ -164,7 +178,7 @@ describe('delivery to MX hosts', () => {
     const dsn = await dsnAbout('anyone@nullmx.test');
     expect(dsn).toMatch(/Action: failed/i);
     expect(dsn).toMatch(/Status: 5\.\d+\.\d+/i);
-    const [entry] = await entriesFor('anyone@nullmx.test');
+    const entry = await entryWithStatus('anyone@nullmx.test', 'failed');
     expect(entry?.status).toBe('failed');
   });
 
@@ -172,7 +186,7 @@ describe('delivery to MX hosts', () => {
     await submit('user@fallback.test', 'mx fallback');
     const message = await messageTo('user@fallback.test');
     expect(message.to).toEqual(['user@fallback.test']);
-    expect((await entriesFor('user@fallback.test'))[0]?.status).toBe('delivered');
+    expect((await entryWithStatus('user@fallback.test', 'delivered'))?.status).toBe('delivered');
   });
 });
 
