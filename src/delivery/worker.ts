@@ -193,7 +193,7 @@ class DeliveryWorker {
   /** Claims what there is room for and starts it, or sleeps until something is due. */
   private async step(): Promise<void> {
     // Transactions that wait for their domain's turn do not count against the room, so a slow
-    // domain cannot stop the claiming of mail for others; a cap bounds how many may wait.
+    // domain cannot stop the claiming of mail for others. A cap bounds how many may wait.
     const { concurrency } = this.config.delivery;
     const active = this.transactionsInFlight.size - this.waitingForDomain;
     const room = Math.min(

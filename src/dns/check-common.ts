@@ -54,7 +54,7 @@ async function tryTxt(lookups: CheckLookups, name: string): Promise<string[][] |
   }
 }
 
-/** A finding for a lookup that failed for a temporary reason: nothing can be said yet. */
+/** A finding for a lookup that failed for a temporary reason, so the record cannot be judged yet. */
 export function lookupFailed(name: string, error: DnsError): Finding {
   return {
     code: 'lookup-failed',

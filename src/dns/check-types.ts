@@ -6,7 +6,7 @@
 
 /** A record the client must publish, in the shape `domainRecords` produces. */
 export interface ExpectedRecord {
-  /** What the record is for, in a few words. */
+  /** Purpose of the record, in a few words. */
   purpose: string;
   /** Owner name without a trailing dot. */
   name: string;
@@ -60,9 +60,9 @@ export interface Finding {
   severity: Severity;
   /** The DNS name the finding is about. */
   name: string;
-  /** What is wrong, in one or two sentences. */
+  /** Description of the problem, in one or two sentences. */
   message: string;
-  /** What to change so the finding goes away. */
+  /** Change that makes the finding go away. */
   fix?: string;
 }
 
@@ -75,7 +75,7 @@ export interface RecordCheck {
   name: string;
   type: ExpectedRecord['type'];
   expected: string;
-  /** What DNS returned at the name, one string per record (TXT strings shown quoted). */
+  /** Records DNS returned at the name, one string per record (TXT strings shown quoted). */
   found: string[];
   /** `ok` when there is no finding worse than info; `unknown` when a lookup failed. */
   status: 'ok' | 'warning' | 'error' | 'unknown';

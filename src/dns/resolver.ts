@@ -3,7 +3,7 @@
  * configured servers, with the mail-specific rules on top. `resolveMx` returns the hosts to try
  * in order (RFC 5321 section 5.1), falls back to the domain's own A/AAAA records when it has no
  * MX, and reports a null MX (RFC 7505) as a permanent failure. Every failure is a `DnsError`
- * whose `code` tells a permanent answer (no such domain) from a temporary one (SERVFAIL,
+ * whose `code` distinguishes a permanent answer (no such domain) from a temporary one (SERVFAIL,
  * timeout), which is what the delivery verdict needs.
  *
  * It does not cache answers or validate DNSSEC.

@@ -191,7 +191,7 @@ async function createPendingKey(
 
 /**
  * Checks the pending selectors in DNS and switches signing to them once all of them serve
- * their key without an error. The status it returns tells which retired keys can go.
+ * their key without an error. The status it returns lists the retired keys that can be removed.
  */
 export async function advanceRotation(
   context: ManagementContext,

@@ -17,8 +17,8 @@
  * delivers it again when the lease expires. That interval, one SMTP reply plus one round trip
  * to the database, is the window in which a crash duplicates a message. A node that stalls
  * for longer than `delivery.leaseTime` without renewing can also lose its lease while the
- * remote server is still reading the message; its late `completeAttempt` then fails with
- * `LeaseLostError` and the new owner delivers the message again.
+ * remote server is still reading the message. Its late `completeAttempt` then fails with
+ * `LeaseLostError`, and the new owner delivers the message again.
  *
  * Each queue write is one statement (common table expressions put a message, its entries and
  * their events in one INSERT), so it is one transaction and one round trip. The server commits
@@ -136,7 +136,7 @@ const ENQUEUE_SQL = `
 // The entry is updated only while the caller owns its lease, even an expired one that no other
 // node has claimed yet. An entry whose lease is released (another node finished it) rejects a
 // late verdict, so a stalled node cannot overwrite the result of the node that took over.
-// `present` tells a lost lease (the row exists) from an entry deleted in flight, which is ignored.
+// `present` distinguishes a lost lease (the row exists) from an entry deleted in flight, which is ignored.
 const COMPLETE_SQL = `
   WITH updated AS (
     UPDATE queue_entries SET status = $3, attempts = attempts + 1, last_reply = $4,
@@ -734,7 +734,7 @@ export class PostgresStore implements Store {
     this.notifyTimer.unref();
   }
 
-  /** Record that `owner` is alive, at most once per heartbeat interval. */
+  /** Records that `owner` is alive, at most once per heartbeat interval. */
   private async heartbeat(owner: string): Promise<void> {
     const now = Date.now();
     if (now - (this.heartbeats.get(owner) ?? 0) < HEARTBEAT_INTERVAL_MS) return;

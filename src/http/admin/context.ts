@@ -1,4 +1,4 @@
-/** What the admin pages share: the services they call and the signed-in session. */
+/** State shared by the admin pages: the services they call and the signed-in session. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { CheckLookups } from '../../dns/check.js';
@@ -15,7 +15,7 @@ export interface AdminOptions {
   lookups: CheckLookups;
   /** API tokens, which also sign in the `admin` user. */
   tokens: readonly string[];
-  /** Lists and campaigns; their pages say so when the server runs without distribution. */
+  /** Lists and campaigns. Their pages show a notice when the server runs without distribution. */
   distribution?: DistributionService;
   /** Called after a change to domains, keys or aliases, so the server reloads its keyring. */
   onChange?: () => Promise<void> | void;
