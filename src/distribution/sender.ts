@@ -3,8 +3,10 @@
  * list in memory), skips suppressed and already-queued recipients, renders and composes each
  * message, signs a whole batch in the DKIM engine's worker pool while the next batch is
  * composed, and enqueues every message with origin `campaign` and a per-recipient VERP
- * return path. After each batch the recipients and the cursor are recorded together, so a
- * paused, cancelled or crashed send resumes at the right subscriber.
+ * return path. Batches are claimed under a lease, so several processes can send one
+ * campaign without overlap, and a batch whose sender died is taken over. A batch's recipients
+ * are recorded as it completes, so a paused, cancelled or crashed send resumes at the right
+ * subscriber.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -28,6 +30,7 @@ import { DomainThrottle, TokenBucket } from './throttle.js';
 import { makeToken, unsubscribeMailto, verpAddress, type RecipientRef } from './tokens.js';
 import type {
   Campaign,
+  CampaignBatch,
   CampaignRecipient,
   DistributionStore,
   MailingList,
@@ -78,18 +81,27 @@ interface Prepared {
   message: Buffer;
 }
 
-interface PreparedBatch {
-  items: Prepared[];
-  /** Recipients not sent: suppressed, or queued before a restart. */
-  skipped: CampaignRecipient[];
-  /** Highest subscriber id of the batch. */
-  last: number;
+interface BatchItem extends Prepared {
+  /** `afterId` of the claimed batch the message belongs to. */
+  batch: number;
 }
 
-interface Throttle {
+interface PreparedBatch {
+  items: BatchItem[];
+  /** Recipients not sent: suppressed, or queued before a restart. */
+  skipped: CampaignRecipient[];
+  batch: CampaignBatch;
+}
+
+/** What one run of a campaign keeps between batches. */
+interface SendState {
   campaign: TokenBucket;
   domains: DomainThrottle;
-  held: { item: Prepared; readyAt: number }[];
+  held: { item: BatchItem; readyAt: number }[];
+  /** Held messages per open batch; a batch is recorded done when its count reaches zero. */
+  heldPerBatch: Map<number, number>;
+  /** When this sender last renewed its batch leases. */
+  renewedAt: number;
 }
 
 /** Sleeps for `ms`, returning early without an error when `signal` aborts. */
@@ -108,15 +120,9 @@ interface SendContext {
   secret: Buffer;
 }
 
-/**
- * How long a campaign's send lease lasts without renewal. It is renewed after every batch, so
- * a process that dies mid-campaign delays the rest by at most this long.
- */
-const CAMPAIGN_LEASE_MS = 10 * 60_000;
-
 export class CampaignSender {
   private readonly meters = new Map<number, RateMeter>();
-  /** Owner name of this process's campaign leases. */
+  /** Owner name of this process's batch leases. */
   private readonly runnerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(private readonly options: CampaignSenderOptions) {}
@@ -201,95 +207,60 @@ export class CampaignSender {
   }
 
   /**
-   * Runs a campaign whose status is `sending` until its list is exhausted, it is paused or
-   * cancelled (checked between batches), or `signal` aborts. Marks it `sent` at the end.
+   * Sends a campaign whose status is `sending`: claims batches of its list until none is left,
+   * it is paused or cancelled (checked between batches), or `signal` aborts. Other processes
+   * (more nodes, the server's scheduler beside a `herald campaign send`) may claim batches of
+   * the same campaign at the same time; whichever records the last batch marks it `sent`.
    */
   async run(
     campaignId: number,
     signal?: AbortSignal,
     onBatch?: (progress: CampaignProgress) => void,
   ): Promise<Campaign> {
-    const { distribution } = this.options;
-    const campaign = await this.requireCampaign(campaignId);
-    if (campaign.status !== 'sending') return campaign;
-    // Another process (the server's scheduler, or a `herald campaign send`) may be running
-    // this campaign; only the holder of the lease expands its batches.
-    if (!(await distribution.acquireCampaignLease(campaignId, this.runnerId, CAMPAIGN_LEASE_MS))) {
-      this.options.logger?.info(
-        { campaign: campaignId },
-        'campaign is being sent by another process',
-      );
-      return campaign;
-    }
-    try {
-      return await this.runLeased(campaign, signal, onBatch);
-    } finally {
-      await distribution.releaseCampaignLease(campaignId, this.runnerId);
-    }
-  }
-
-  private async runLeased(
-    initial: Campaign,
-    signal?: AbortSignal,
-    onBatch?: (progress: CampaignProgress) => void,
-  ): Promise<Campaign> {
     const { distribution, settings } = this.options;
-    const campaignId = initial.id;
-    let campaign = initial;
+    let campaign = await this.requireCampaign(campaignId);
+    if (campaign.status !== 'sending') return campaign;
     const context = await this.prepare(campaign);
 
     const now = Date.now();
-    const throttle: Throttle = {
+    const state: SendState = {
       campaign: new TokenBucket(campaign.ratePerMinute, now),
       domains: new DomainThrottle(settings.domainRules, campaign.startedAt?.getTime() ?? now),
       held: [],
+      heldPerBatch: new Map(),
+      renewedAt: now,
     };
-    // `readCursor` moves as pages are read; the recorded cursor stays below every subscriber
-    // not yet queued, and already-queued subscribers are skipped on resume.
-    let readCursor = campaign.cursor;
     let signing: Promise<PreparedBatch> | undefined;
-
     for (;;) {
-      const page = signal?.aborted
-        ? { subscribers: [] }
-        : await distribution.pageSubscribers(campaign.listId, {
-            afterId: readCursor,
+      const claimed = signal?.aborted
+        ? undefined
+        : await distribution.claimCampaignBatch(campaignId, this.runnerId, {
             limit: settings.batchSize,
-            status: 'subscribed',
+            leaseMs: settings.batchLeaseMs,
           });
+      if (claimed?.takenOver) {
+        this.options.logger?.info(
+          { campaign: campaignId, afterId: claimed.afterId, lastId: claimed.lastId },
+          'taking over a batch whose sender stopped renewing its lease',
+        );
+      }
       // The next batch is composed and handed to the signing pool before the previous one,
       // signed meanwhile, is enqueued.
-      const next =
-        page.subscribers.length > 0 ? this.prepareBatch(context, page.subscribers) : undefined;
-      if (next) readCursor = page.subscribers[page.subscribers.length - 1]!.id;
-      if (signing) await this.enqueueBatch(context, await signing, throttle, signal);
+      const next = claimed ? this.prepareBatch(context, claimed) : undefined;
+      if (signing) await this.enqueueBatch(context, await signing, state, signal);
       signing = next;
       if (!next) break;
       if (onBatch) onBatch(await this.progress(campaignId));
       campaign = await this.requireCampaign(campaignId);
       if (campaign.status !== 'sending') break;
-      if (
-        !(await distribution.acquireCampaignLease(campaignId, this.runnerId, CAMPAIGN_LEASE_MS))
-      ) {
-        this.options.logger?.warn(
-          { campaign: campaignId },
-          'campaign lease lost; sending stops here',
-        );
-        // The batch being signed was never recorded, so the lease's new holder sends it.
-        void signing?.catch(() => undefined);
-        signing = undefined;
-        break;
-      }
     }
-    if (signing) await this.enqueueBatch(context, await signing, throttle, signal);
-    await this.releaseHeld(context, throttle, 0, signal);
+    // A batch claimed before a pause or an abort is sent: it is already signed, and leaving it
+    // claimed would hold it back until its lease ran out.
+    if (signing) await this.enqueueBatch(context, await signing, state, signal);
+    await this.releaseHeld(context, state, 0, signal);
 
-    campaign = await this.requireCampaign(campaignId);
-    if (campaign.status === 'sending' && !signal?.aborted && throttle.held.length === 0) {
-      await distribution.updateCampaign(campaignId, { status: 'sent', finishedAt: new Date() });
-      campaign = await this.requireCampaign(campaignId);
-    }
-    return campaign;
+    if (!signal?.aborted && state.held.length === 0) await distribution.finishCampaign(campaignId);
+    return this.requireCampaign(campaignId);
   }
 
   /** Brings recipient statuses up to date with the queue and returns the campaign's progress. */
@@ -300,9 +271,7 @@ export class CampaignSender {
     const counts = await distribution.countRecipients(campaignId);
     const recorded = Object.values(counts).reduce((sum, value) => sum + value, 0);
     const finished = campaign.status === 'sent' || campaign.status === 'cancelled';
-    const notReached = finished
-      ? 0
-      : await distribution.countSubscribedAfter(campaign.listId, campaign.cursor);
+    const notReached = finished ? 0 : await distribution.countUnsent(campaignId);
     const meter = this.meters.get(campaignId);
     return computeProgress(counts, recorded + notReached, meter ? meter.perSecond(Date.now()) : 0);
   }
@@ -339,12 +308,10 @@ export class CampaignSender {
     }
   }
 
-  private async prepareBatch(
-    context: SendContext,
-    subscribers: Subscriber[],
-  ): Promise<PreparedBatch> {
+  private async prepareBatch(context: SendContext, batch: CampaignBatch): Promise<PreparedBatch> {
     const { distribution } = this.options;
     const campaignId = context.campaign.id;
+    const { subscribers } = batch;
     const addresses = subscribers.map((subscriber) => subscriber.address);
     const ids = subscribers.map((subscriber) => subscriber.id);
     const [suppressed, queued] = await Promise.all([
@@ -352,7 +319,7 @@ export class CampaignSender {
       distribution.alreadyQueued(campaignId, ids),
     ]);
 
-    const items: Prepared[] = [];
+    const items: BatchItem[] = [];
     const skipped: CampaignRecipient[] = [];
     for (const subscriber of subscribers) {
       const base = {
@@ -365,9 +332,9 @@ export class CampaignSender {
       if (suppressed.has(subscriber.address.toLowerCase())) {
         skipped.push({ ...base, status: 'suppressed', detail: 'address on the suppression list' });
       } else if (queued.has(subscriber.id)) {
-        skipped.push({ ...base, status: 'queued', detail: 'queued before a restart' });
+        skipped.push({ ...base, status: 'queued', detail: 'queued by an earlier run' });
       } else {
-        items.push(this.prepareOne(context, subscriber));
+        items.push({ ...this.prepareOne(context, subscriber), batch: batch.afterId });
       }
     }
     const signed = await this.sign(
@@ -375,7 +342,7 @@ export class CampaignSender {
       items.map((item) => item.message),
     );
     signed.forEach((body, index) => (items[index]!.message = body));
-    return { items, skipped, last: subscribers[subscribers.length - 1]!.id };
+    return { items, skipped, batch };
   }
 
   private prepareOne(context: SendContext, subscriber: Subscriber): Prepared {
@@ -416,58 +383,86 @@ export class CampaignSender {
 
   /**
    * Enqueues a signed batch under the campaign's rate and the per-domain rules, then records
-   * its recipients and the cursor. A message for a domain over its limit waits in the held
-   * list. When more than a batch of messages is held, the sender sleeps until one may go.
+   * its recipients and marks it done. A message for a domain over its limit waits in the held
+   * list, and its batch stays open until the last of them is queued. When more than a batch of
+   * messages is held, the sender sleeps until one may go.
    */
   private async enqueueBatch(
     context: SendContext,
-    batch: PreparedBatch,
-    throttle: Throttle,
+    prepared: PreparedBatch,
+    state: SendState,
     signal?: AbortSignal,
   ): Promise<void> {
+    const { distribution } = this.options;
+    const { batch } = prepared;
+    const slotWait = batch.startAt.getTime() - Date.now();
+    if (slotWait > 0) await pause(slotWait, signal);
+    if (!(await this.renew(context, state)).has(batch.afterId)) {
+      // The lease ran out while the batch was signed or waited for its slot, and another
+      // sender has claimed it: sending it here as well would duplicate its messages.
+      this.options.logger?.warn(
+        { campaign: context.campaign.id, afterId: batch.afterId },
+        'batch lease lost before sending; another sender has it',
+      );
+      return;
+    }
     const pending: Promise<CampaignRecipient>[] = [];
-    for (const item of batch.items) {
-      const wait = throttle.campaign.take(Date.now());
+    let held = 0;
+    for (const item of prepared.items) {
+      const wait = state.campaign.take(Date.now());
       if (wait > 0) await pause(wait, signal);
       const domain = domainOf(item.subscriber.address) ?? '';
-      const domainWait = throttle.domains.take(domain, Date.now());
+      const domainWait = state.domains.take(domain, Date.now());
       if (domainWait > 0) {
-        throttle.held.push({ item, readyAt: Date.now() + domainWait });
+        state.held.push({ item, readyAt: Date.now() + domainWait });
+        held++;
         continue;
       }
       pending.push(this.enqueueOne(context, item));
     }
     const queued = await Promise.all(pending);
-    const lowestHeld = throttle.held.reduce(
-      (lowest, entry) => Math.min(lowest, entry.item.subscriber.id - 1),
-      batch.last,
-    );
-    await this.options.distribution.recordRecipients(
-      context.campaign.id,
-      [...batch.skipped, ...queued],
-      lowestHeld,
-    );
-    await this.releaseHeld(context, throttle, this.options.settings.batchSize, signal);
+    const claim = { afterId: batch.afterId, owner: this.runnerId };
+    if (held === 0) {
+      if (
+        !(await distribution.recordBatch(
+          context.campaign.id,
+          [...prepared.skipped, ...queued],
+          claim,
+        ))
+      ) {
+        this.options.logger?.warn(
+          { campaign: context.campaign.id, afterId: batch.afterId },
+          'batch lease lost while sending; its new holder skips the messages queued here',
+        );
+      }
+    } else {
+      await distribution.recordRecipients(context.campaign.id, [...prepared.skipped, ...queued], 0);
+      state.heldPerBatch.set(batch.afterId, held);
+    }
+    await this.releaseHeld(context, state, this.options.settings.batchSize, signal);
   }
 
   /** Sends held messages that may go now, sleeping while more than `maxHeld` wait. */
   private async releaseHeld(
     context: SendContext,
-    throttle: Throttle,
+    state: SendState,
     maxHeld: number,
     signal?: AbortSignal,
   ): Promise<void> {
-    const { held } = throttle;
-    while (held.length > 0) {
+    const { distribution } = this.options;
+    const campaignId = context.campaign.id;
+    while (state.held.length > 0) {
       const now = Date.now();
       const pending: Promise<CampaignRecipient>[] = [];
-      for (let index = 0; index < held.length;) {
-        const entry = held[index]!;
+      const released: number[] = [];
+      for (let index = 0; index < state.held.length;) {
+        const entry = state.held[index]!;
         if (entry.readyAt <= now) {
           const domain = domainOf(entry.item.subscriber.address) ?? '';
-          const wait = throttle.domains.take(domain, now);
+          const wait = state.domains.take(domain, now);
           if (wait === 0) {
-            held.splice(index, 1);
+            state.held.splice(index, 1);
+            released.push(entry.item.batch);
             pending.push(this.enqueueOne(context, entry.item));
             continue;
           }
@@ -476,13 +471,53 @@ export class CampaignSender {
         index++;
       }
       const queued = await Promise.all(pending);
-      if (queued.length > 0) {
-        await this.options.distribution.recordRecipients(context.campaign.id, queued, 0);
+      if (queued.length > 0) await distribution.recordRecipients(campaignId, queued, 0);
+      for (const afterId of released) {
+        const left = (state.heldPerBatch.get(afterId) ?? 1) - 1;
+        if (left > 0) {
+          state.heldPerBatch.set(afterId, left);
+          continue;
+        }
+        state.heldPerBatch.delete(afterId);
+        await distribution.recordBatch(campaignId, [], { afterId, owner: this.runnerId });
       }
-      if (held.length <= maxHeld || signal?.aborted) return;
-      const earliest = held.reduce((soonest, entry) => Math.min(soonest, entry.readyAt), Infinity);
-      await pause(Math.max(1, earliest - Date.now()), signal);
+      if (state.held.length <= maxHeld || signal?.aborted) return;
+      const earliest = state.held.reduce(
+        (soonest, entry) => Math.min(soonest, entry.readyAt),
+        Infinity,
+      );
+      await pause(Math.max(1, Math.min(earliest - Date.now(), this.renewEvery())), signal);
+      if (Date.now() - state.renewedAt >= this.renewEvery()) await this.renew(context, state);
     }
+  }
+
+  /** Renewal interval of batch leases: a third of the lease, so two renewals may fail. */
+  private renewEvery(): number {
+    return Math.max(1, Math.floor(this.options.settings.batchLeaseMs / 3));
+  }
+
+  /**
+   * Renews this sender's batch leases and returns the batches it still holds. Held messages of
+   * a batch claimed by another sender are dropped: that sender sends them.
+   */
+  private async renew(context: SendContext, state: SendState): Promise<Set<number>> {
+    const now = Date.now();
+    const kept = await this.options.distribution.renewCampaignBatches(
+      context.campaign.id,
+      this.runnerId,
+      this.options.settings.batchLeaseMs,
+    );
+    state.renewedAt = now;
+    const lost = [...state.heldPerBatch.keys()].filter((afterId) => !kept.has(afterId));
+    if (lost.length > 0) {
+      this.options.logger?.warn(
+        { campaign: context.campaign.id, batches: lost },
+        'batch leases lost while messages were held; their new holder sends them',
+      );
+      for (const afterId of lost) state.heldPerBatch.delete(afterId);
+      state.held = state.held.filter((entry) => kept.has(entry.item.batch));
+    }
+    return kept;
   }
 
   /** Enqueues one signed message; returns the recipient row to record. */

@@ -11,6 +11,12 @@ export interface DistributionSettings {
   publicUrl: string;
   /** Subscribers expanded, rendered and signed per batch. */
   batchSize: number;
+  /**
+   * How long a sender holds a claimed batch without renewing it, in milliseconds. A sender
+   * renews its batches three times per lease; the batches of a sender that died are taken
+   * over once this has passed.
+   */
+  batchLeaseMs: number;
   /** Soft bounces after which an address is suppressed. */
   softBounceThreshold: number;
   /** Local part of the address that receives ARF complaint reports at each sending domain. */
@@ -23,6 +29,7 @@ export interface DistributionSettings {
 export const DEFAULT_DISTRIBUTION_SETTINGS: DistributionSettings = {
   publicUrl: 'http://127.0.0.1:8080',
   batchSize: 500,
+  batchLeaseMs: 60_000,
   softBounceThreshold: 3,
   complaintLocalPart: 'fbl',
   returnAddresses: DEFAULT_RETURN_ADDRESSES,
@@ -38,6 +45,8 @@ export function distributionSettingsFromEnv(
   if (env.HERALD_DISTRIBUTION_PUBLIC_URL) settings.publicUrl = env.HERALD_DISTRIBUTION_PUBLIC_URL;
   const batch = Number(env.HERALD_DISTRIBUTION_BATCH_SIZE);
   if (Number.isInteger(batch) && batch > 0) settings.batchSize = batch;
+  const lease = Number(env.HERALD_DISTRIBUTION_BATCH_LEASE_MS);
+  if (Number.isInteger(lease) && lease > 0) settings.batchLeaseMs = lease;
   const threshold = Number(env.HERALD_DISTRIBUTION_SOFT_BOUNCE_THRESHOLD);
   if (Number.isInteger(threshold) && threshold > 0) settings.softBounceThreshold = threshold;
   if (env.HERALD_DISTRIBUTION_DOMAIN_RULES) {

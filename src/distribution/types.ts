@@ -88,7 +88,10 @@ export interface Campaign {
   finishedAt: Date | null;
   /** Messages per minute for the whole campaign; 0 means as fast as signing allows. */
   ratePerMinute: number;
-  /** Highest subscriber id already expanded, so a paused or restarted send resumes there. */
+  /**
+   * Highest subscriber id claimed by a sender: batches above it are still to be claimed, and
+   * unfinished batches below it are in `campaign_batches`.
+   */
   cursor: number;
   createdAt: Date;
 }
@@ -131,6 +134,27 @@ export interface SubscriberPage {
   subscribers: Subscriber[];
   /** Pass as `afterId` to get the next page; null at the end. */
   nextAfterId: number | null;
+}
+
+/**
+ * A range of a campaign's list claimed by one sender: the subscribed subscribers with ids in
+ * (`afterId`, `lastId`]. The sender holds it under a lease until it records the batch.
+ */
+export interface CampaignBatch {
+  campaignId: number;
+  afterId: number;
+  lastId: number;
+  subscribers: Subscriber[];
+  /** When the batch may start going out, so the campaign's rate holds across senders. */
+  startAt: Date;
+  /** True when the batch was claimed before by a sender whose lease ran out. */
+  takenOver: boolean;
+}
+
+/** Identifies a claimed batch and its holder. */
+export interface BatchClaim {
+  afterId: number;
+  owner: string;
 }
 
 export interface AddSubscribersResult {
@@ -212,10 +236,7 @@ export interface DistributionStore {
   updateCampaign(
     id: number,
     changes: Partial<
-      Pick<
-        Campaign,
-        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
-      >
+      Pick<Campaign, 'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'ratePerMinute'>
     >,
   ): Promise<void>;
   /** Campaigns whose status is `scheduled` and whose time has come, or `sending` (to resume). */
@@ -227,6 +248,41 @@ export interface DistributionStore {
   acquireCampaignLease(id: number, owner: string, leaseMs: number, now?: Date): Promise<boolean>;
   /** Gives the lease back, when `owner` still holds it. */
   releaseCampaignLease(id: number, owner: string): Promise<void>;
+
+  /**
+   * Claims the next batch of up to `limit` subscribers for `owner`: first an unfinished batch
+   * whose lease has expired, else the range after the cursor (moving the cursor). Returns
+   * undefined when nothing is left to claim. Claims on one campaign are serialized, so two
+   * senders never hold the same range.
+   */
+  claimCampaignBatch(
+    campaignId: number,
+    owner: string,
+    options: { limit: number; leaseMs: number; now?: Date },
+  ): Promise<CampaignBatch | undefined>;
+  /** Extends `owner`'s unfinished batches; returns the `afterId` of each batch still held. */
+  renewCampaignBatches(
+    campaignId: number,
+    owner: string,
+    leaseMs: number,
+    now?: Date,
+  ): Promise<Set<number>>;
+  /**
+   * Records a batch's recipients and marks the batch done in one transaction. Returns false,
+   * recording nothing, when `owner` no longer holds the batch.
+   */
+  recordBatch(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    claim: BatchClaim,
+  ): Promise<boolean>;
+  /**
+   * Marks a `sending` campaign `sent` when no subscriber is left to claim and no batch is
+   * unfinished, in one statement, so of several senders exactly one finishes it.
+   */
+  finishCampaign(campaignId: number, now?: Date): Promise<boolean>;
+  /** Subscribed addresses a send has not reached: after the cursor or in unfinished batches. */
+  countUnsent(campaignId: number): Promise<number>;
 
   // Recipients and events.
   /**

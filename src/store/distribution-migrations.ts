@@ -119,6 +119,29 @@ export const DISTRIBUTION_MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE campaigns ADD COLUMN lease_until BIGINT`,
     ],
   },
+  {
+    version: 3,
+    name: 'campaign batches claimed by nodes',
+    // Every process sending a campaign claims ranges of its list, so several nodes expand one
+    // campaign without overlap. A claim moves the campaign cursor, and an unfinished batch
+    // whose lease has run out is taken over by the next claim. `rate_slot` is the time from
+    // which the next batch may be sent, so the campaign's rate holds across all senders.
+    statements: () => [
+      `CREATE TABLE campaign_batches (
+        campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+        after_id BIGINT NOT NULL,
+        last_id BIGINT NOT NULL,
+        owner TEXT NOT NULL,
+        lease_until BIGINT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (campaign_id, after_id)
+      )`,
+      `CREATE INDEX campaign_batches_open ON campaign_batches (campaign_id, lease_until)
+        WHERE done = 0`,
+      `ALTER TABLE campaigns ADD COLUMN rate_slot BIGINT`,
+    ],
+  },
 ];
 
 /** The table that records which distribution migrations a database has applied. */

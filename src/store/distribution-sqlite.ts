@@ -14,7 +14,9 @@ import Database from 'better-sqlite3';
 import type {
   AddSubscribersResult,
   ApiTokenRecord,
+  BatchClaim,
   Campaign,
+  CampaignBatch,
   CampaignEvent,
   CampaignRecipient,
   DistributionStore,
@@ -483,10 +485,7 @@ export class SqliteDistributionStore implements DistributionStore {
   updateCampaign(
     id: number,
     changes: Partial<
-      Pick<
-        Campaign,
-        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
-      >
+      Pick<Campaign, 'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'ratePerMinute'>
     >,
   ): Promise<void> {
     return settle(() => {
@@ -495,7 +494,6 @@ export class SqliteDistributionStore implements DistributionStore {
         scheduledAt: 'scheduled_at',
         startedAt: 'started_at',
         finishedAt: 'finished_at',
-        cursor: 'cursor',
         ratePerMinute: 'rate_per_minute',
       };
       const sets: string[] = [];
@@ -549,6 +547,156 @@ export class SqliteDistributionStore implements DistributionStore {
     );
   }
 
+  claimCampaignBatch(
+    campaignId: number,
+    owner: string,
+    options: { limit: number; leaseMs: number; now?: Date },
+  ): Promise<CampaignBatch | undefined> {
+    return settle(() => {
+      const now = (options.now ?? new Date()).getTime();
+      const leaseUntil = now + options.leaseMs;
+      const claim = this.db.transaction((): CampaignBatch | undefined => {
+        const campaign = this.get(
+          'SELECT list_id, cursor, rate_per_minute, rate_slot FROM campaigns WHERE id = ?',
+          campaignId,
+        );
+        if (!campaign) return undefined;
+        const listId = Number(campaign.list_id);
+        let afterId: number;
+        let lastId: number;
+        let subscribers: Subscriber[];
+        const expired = this.get(
+          `SELECT after_id, last_id FROM campaign_batches
+           WHERE campaign_id = ? AND done = 0 AND lease_until < ? ORDER BY after_id LIMIT 1`,
+          campaignId,
+          now,
+        );
+        if (expired) {
+          afterId = Number(expired.after_id);
+          lastId = Number(expired.last_id);
+          this.db
+            .prepare(
+              'UPDATE campaign_batches SET owner = ?, lease_until = ? WHERE campaign_id = ? AND after_id = ?',
+            )
+            .run(owner, leaseUntil, campaignId, afterId);
+          subscribers = this.all(
+            `SELECT * FROM subscribers WHERE list_id = ? AND id > ? AND id <= ? AND status = 'subscribed'
+             ORDER BY id`,
+            listId,
+            afterId,
+            lastId,
+          ).map(toSubscriber);
+        } else {
+          afterId = Number(campaign.cursor);
+          subscribers = this.all(
+            `SELECT * FROM subscribers WHERE list_id = ? AND id > ? AND status = 'subscribed'
+             ORDER BY id LIMIT ?`,
+            listId,
+            afterId,
+            options.limit,
+          ).map(toSubscriber);
+          if (subscribers.length === 0) return undefined;
+          lastId = subscribers[subscribers.length - 1]!.id;
+          this.db
+            .prepare(
+              `INSERT INTO campaign_batches (campaign_id, after_id, last_id, owner, lease_until, created_at)
+               VALUES (?, ?, ?, ?, ?, ?)`,
+            )
+            .run(campaignId, afterId, lastId, owner, leaseUntil, now);
+          this.db.prepare('UPDATE campaigns SET cursor = ? WHERE id = ?').run(lastId, campaignId);
+        }
+        const startAt = rateSlot(campaign, subscribers.length, now);
+        if (startAt.next !== null) {
+          this.db
+            .prepare('UPDATE campaigns SET rate_slot = ? WHERE id = ?')
+            .run(startAt.next, campaignId);
+        }
+        return {
+          campaignId,
+          afterId,
+          lastId,
+          subscribers,
+          startAt: new Date(startAt.start),
+          takenOver: expired !== undefined,
+        };
+      });
+      // IMMEDIATE takes the write lock before reading the cursor, so claims never overlap.
+      return claim.immediate();
+    });
+  }
+
+  renewCampaignBatches(
+    campaignId: number,
+    owner: string,
+    leaseMs: number,
+    now: Date = new Date(),
+  ): Promise<Set<number>> {
+    return settle(() => {
+      const rows = this.all(
+        `UPDATE campaign_batches SET lease_until = ?
+         WHERE campaign_id = ? AND owner = ? AND done = 0 RETURNING after_id`,
+        now.getTime() + leaseMs,
+        campaignId,
+        owner,
+      );
+      return new Set(rows.map((row) => Number(row.after_id)));
+    });
+  }
+
+  recordBatch(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    claim: BatchClaim,
+  ): Promise<boolean> {
+    return settle(() => {
+      const run = this.db.transaction((): boolean => {
+        const done = this.db
+          .prepare(
+            `UPDATE campaign_batches SET done = 1
+             WHERE campaign_id = ? AND after_id = ? AND owner = ? AND done = 0`,
+          )
+          .run(campaignId, claim.afterId, claim.owner);
+        if (done.changes === 0) return false;
+        this.insertRecipients(campaignId, recipients);
+        return true;
+      });
+      return run.immediate();
+    });
+  }
+
+  finishCampaign(campaignId: number, now: Date = new Date()): Promise<boolean> {
+    return settle(() => {
+      const result = this.db
+        .prepare(
+          `UPDATE campaigns SET status = 'sent', finished_at = ?
+           WHERE id = ? AND status = 'sending'
+             AND NOT EXISTS (SELECT 1 FROM campaign_batches b WHERE b.campaign_id = campaigns.id AND b.done = 0)
+             AND NOT EXISTS (SELECT 1 FROM subscribers s
+               WHERE s.list_id = campaigns.list_id AND s.id > campaigns.cursor AND s.status = 'subscribed')`,
+        )
+        .run(now.getTime(), campaignId);
+      return result.changes === 1;
+    });
+  }
+
+  countUnsent(campaignId: number): Promise<number> {
+    return settle(() => {
+      const row = this.get(
+        `SELECT
+           (SELECT COUNT(*) FROM subscribers s
+             WHERE s.list_id = c.list_id AND s.id > c.cursor AND s.status = 'subscribed')
+           + (SELECT COUNT(*) FROM campaign_batches b
+               JOIN subscribers s ON s.list_id = c.list_id AND s.id > b.after_id AND s.id <= b.last_id
+               WHERE b.campaign_id = c.id AND b.done = 0 AND s.status = 'subscribed'
+                 AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
+                   WHERE r.campaign_id = c.id AND r.subscriber_id = s.id)) AS n
+         FROM campaigns c WHERE c.id = ?`,
+        campaignId,
+      );
+      return row ? Number(row.n) : 0;
+    });
+  }
+
   // Recipients and events.
 
   recordRecipients(
@@ -557,34 +705,39 @@ export class SqliteDistributionStore implements DistributionStore {
     cursor: number,
   ): Promise<void> {
     return settle(() => {
-      const insert = this.db.prepare(
-        `INSERT INTO campaign_recipients (campaign_id, subscriber_id, address, status, message_id, detail, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, subscriber_id) DO NOTHING`,
-      );
-      const event = this.db.prepare(
-        'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
-      );
       const run = this.db.transaction(() => {
-        const now = Date.now();
-        for (const recipient of recipients) {
-          const result = insert.run(
-            campaignId,
-            recipient.subscriberId,
-            recipient.address,
-            recipient.status,
-            recipient.messageId,
-            recipient.detail,
-            now,
-          );
-          if (result.changes > 0)
-            event.run(campaignId, recipient.subscriberId, now, recipient.status, recipient.detail);
-        }
+        this.insertRecipients(campaignId, recipients);
         this.db
           .prepare('UPDATE campaigns SET cursor = MAX(cursor, ?) WHERE id = ?')
           .run(cursor, campaignId);
       });
       run();
     });
+  }
+
+  /** Inserts recipient rows not yet present, with one event each; call inside a transaction. */
+  private insertRecipients(campaignId: number, recipients: CampaignRecipient[]): void {
+    const insert = this.db.prepare(
+      `INSERT INTO campaign_recipients (campaign_id, subscriber_id, address, status, message_id, detail, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (campaign_id, subscriber_id) DO NOTHING`,
+    );
+    const event = this.db.prepare(
+      'INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail) VALUES (?, ?, ?, ?, ?)',
+    );
+    const now = Date.now();
+    for (const recipient of recipients) {
+      const result = insert.run(
+        campaignId,
+        recipient.subscriberId,
+        recipient.address,
+        recipient.status,
+        recipient.messageId,
+        recipient.detail,
+        now,
+      );
+      if (result.changes > 0)
+        event.run(campaignId, recipient.subscriberId, now, recipient.status, recipient.detail);
+    }
   }
 
   getRecipient(campaignId: number, subscriberId: number): Promise<CampaignRecipient | undefined> {
@@ -750,6 +903,22 @@ export class SqliteDistributionStore implements DistributionStore {
       throw error;
     }
   }
+}
+
+/**
+ * The send window of a batch of `count` messages under the campaign's rate: it starts at the
+ * later of now and the campaign's `rate_slot`, and `next` is the slot after it (null when
+ * the campaign has no rate).
+ */
+export function rateSlot(
+  campaign: Row,
+  count: number,
+  now: number,
+): { start: number; next: number | null } {
+  const rate = Number(campaign.rate_per_minute);
+  if (!(rate > 0)) return { start: now, next: null };
+  const start = Math.max(now, campaign.rate_slot === null ? 0 : Number(campaign.rate_slot));
+  return { start, next: start + Math.ceil((count * 60_000) / rate) };
 }
 
 function settle<T>(step: () => T): Promise<T> {

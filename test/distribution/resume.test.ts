@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { signMessage } from '../../src/dkim/index.js';
+import { generateKeyPair, signMessage } from '../../src/dkim/index.js';
 import { CampaignSender } from '../../src/distribution/sender.js';
 import { ADMIN } from '../../src/distribution/service.js';
 import { startCampaignScheduler } from '../../src/distribution/scheduler.js';
@@ -74,14 +74,33 @@ describe('campaign send', () => {
     expect(progress).toMatchObject({ total: SUBSCRIBERS, queued: SUBSCRIBERS, remaining: 0 });
   });
 
-  it('sends no one twice after a stop between enqueue and record', async () => {
+  it('takes over the batch of a sender that died between enqueue and record', async () => {
     await harness.service.send(ADMIN, campaign.id);
-    // A process that died after enqueueing a batch but before recording it: the queue has the
-    // entries, the campaign cursor does not.
-    const controller = new AbortController();
-    await harness.sender.run(campaign.id, controller.signal, () => controller.abort());
-    const before = await queuedPerSubscriber();
-    await harness.distribution.updateCampaign(campaign.id, { cursor: 0 });
+    // A sender that claimed the first batch, queued part of it and died: the queue has its
+    // entries, the batch has no recorded recipients, and its lease runs out.
+    const dead = await harness.distribution.claimCampaignBatch(campaign.id, 'dead-node', {
+      limit: 25,
+      leaseMs: 1,
+    });
+    expect(dead?.subscribers).toHaveLength(25);
+    const early = dead!.subscribers.slice(0, 10);
+    for (const subscriber of early) {
+      await harness.store.enqueue({
+        body: Buffer.from(`To: ${subscriber.address}\r\n\r\nqueued by the dead sender\r\n`),
+        origin: 'campaign',
+        originalSender: 'bounce@news.test',
+        recipients: [
+          {
+            recipient: subscriber.address,
+            sender: 'bounce@news.test',
+            bounceTo: '',
+            campaignId: campaign.id,
+            subscriberId: subscriber.id,
+          },
+        ],
+      });
+    }
+    await new Promise((wake) => setTimeout(wake, 5));
 
     const restarted = new CampaignSender({
       store: harness.store,
@@ -95,7 +114,33 @@ describe('campaign send', () => {
     const finished = await harness.sender.run(campaign.id);
     expect(finished.status).toBe('sent');
     const counts = await queuedPerSubscriber();
-    expect(before.size).toBeGreaterThan(0);
+    expect(counts.size).toBe(SUBSCRIBERS);
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+    // The entries the dead sender queued are recorded as queued, not sent again.
+    for (const subscriber of early) {
+      const recipient = await harness.distribution.getRecipient(campaign.id, subscriber.id);
+      expect(recipient?.status).toBe('queued');
+      expect(recipient?.detail).toBe('queued by an earlier run');
+    }
+    const progress = await harness.service.progress(ADMIN, campaign.id);
+    expect(progress).toMatchObject({ total: SUBSCRIBERS, remaining: 0 });
+  });
+
+  it('lets two senders share a campaign without overlap', async () => {
+    await harness.service.send(ADMIN, campaign.id);
+    const { privateKey } = await generateKeyPair({ algorithm: 'ed25519' });
+    const second = new CampaignSender({
+      store: harness.store,
+      distribution: harness.distribution,
+      signer,
+      keys: { signaturesFor: (domain) => [{ domain, selector: 'second', privateKey }] },
+      settings: harness.settings,
+      recorder: harness.recorder,
+    });
+    const [a, b] = await Promise.all([harness.sender.run(campaign.id), second.run(campaign.id)]);
+    expect([a.status, b.status]).toContain('sent');
+    expect((await harness.service.getCampaign(ADMIN, campaign.id)).status).toBe('sent');
+    const counts = await queuedPerSubscriber();
     expect(counts.size).toBe(SUBSCRIBERS);
     expect([...counts.values()].every((count) => count === 1)).toBe(true);
   });
