@@ -3,57 +3,379 @@
  * rendered, signed with RSA-2048 through the DKIM signing pool and delivered by the delivery
  * workers to Postfix's `smtp-sink` on loopback, against the raw RSA-2048 signing rate of every
  * core together, measured in the same run. A streamed CSV import of M rows (1,000,000 by
- * default) runs first, so that its memory figure starts from a fresh process. Peak resident
- * memory is sampled every 50 ms in each phase.
+ * default) runs first. Peak resident memory is sampled every 50 ms in each phase.
  *
- *   npx tsx bench/campaign.ts [recipients] [import-rows]
+ *   npm run build && npx tsx bench/campaign.ts [recipients] [import-rows]
+ *
+ * The import, the campaign and the stage measurements each run in a fresh child `node`
+ * process on the compiled code in `dist/`, as `herald serve` runs it, so no TypeScript loader
+ * sits in the measured process or in its worker threads. This process keeps the DNS server and
+ * `smtp-sink`, as a real resolver and receiver would be outside Herald. Build first: the
+ * children load whatever `dist/` holds. `CAMPAIGN_NODE_FLAGS` adds flags to the children's
+ * `node` command, for example `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ *
+ * The stage measurements take up to 20,000 recipients through one stage at a time (compose,
+ * sign, enqueue, deliver), so the report shows which stage limits the whole.
  *
  * The raw rate is `crypto.sign('sha256', ...)` of a 200-byte input in one worker thread per
  * core for 3 seconds, measured before and after the campaign; the report uses the median.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-import { startDeliveryWorkers } from '../src/delivery/index.js';
-import { createSigningPool, dkimRecordValue } from '../src/dkim/index.js';
-import { FeedbackRecorder } from '../src/distribution/feedback.js';
-import { CampaignSender } from '../src/distribution/sender.js';
-import { ADMIN, DistributionService } from '../src/distribution/service.js';
-import { DEFAULT_DISTRIBUTION_SETTINGS } from '../src/distribution/settings.js';
-import { Resolver } from '../src/dns/index.js';
-import { createLogger } from '../src/log/index.js';
-import { openSqliteDistributionStore } from '../src/store/distribution-sqlite.js';
-import { openStore } from '../src/store/index.js';
+import { dkimRecordValue } from '../src/dkim/index.js';
 import { startDnsServer } from '../test/helpers/dns-server.js';
 
 const RECIPIENTS = Number(process.argv[2] ?? 100_000);
 const IMPORT_ROWS = Number(process.argv[3] ?? 1_000_000);
 const CORES = availableParallelism();
 const SINK_ADDRESS = '127.0.0.51';
+const DIST = new URL('../dist/', import.meta.url);
+
+/** What a child process needs; it crosses as JSON in the environment. */
+interface ChildInput {
+  mode: 'import' | 'campaign' | 'stages';
+  dist: string;
+  recipients: number;
+  importRows: number;
+  cores: number;
+  privateKeyPem: string;
+  dnsServer: string;
+  sinkPort: number;
+}
+
+interface Peak {
+  peakMiB: number;
+  heapMiB: number;
+  externalMiB: number;
+}
+
+interface ImportResult {
+  seconds: number;
+  imported: number;
+  peak: Peak;
+}
+
+interface CampaignResult {
+  queuedSeconds: number;
+  deliveredSeconds: number;
+  peak: Peak;
+  /** Resident memory just before the send starts, with the list, workers and pool set up. */
+  baselineMiB: number;
+  /** Attempts deferred (and retried a second later) on the way. */
+  deferred: number;
+  /** The queue store's group commit counters at the end. */
+  commits: number;
+  writes: number;
+}
+
+/** Messages per second of each stage run on its own. */
+interface StageResult {
+  messages: number;
+  compose: number;
+  sign: number;
+  enqueue: number;
+  deliver: number;
+}
+
+type ChildResult = ImportResult | CampaignResult | StageResult;
 
 /**
- * Samples the resident set size until stopped; returns the peak in MiB and, at that peak, the
- * V8 heap in use and the memory outside it (Buffers, SQLite), to show where the peak comes from.
+ * The body of every child process. It runs as plain JavaScript under `node`: the parent sends
+ * this function's source text, so it uses nothing but its argument, Node's built-in modules
+ * and the compiled modules under `input.dist`, and it reports through `process.send`.
  */
-function startRssSampler(): () => { peakMiB: number; heapMiB: number; externalMiB: number } {
-  let peak = process.memoryUsage();
-  const sample = (): void => {
-    const now = process.memoryUsage();
-    if (now.rss > peak.rss) peak = now;
-  };
-  const timer = setInterval(sample, 50);
-  return () => {
-    clearInterval(timer);
-    sample();
-    const mib = (bytes: number): number => bytes / 1024 / 1024;
-    return { peakMiB: mib(peak.rss), heapMiB: mib(peak.heapUsed), externalMiB: mib(peak.external) };
-  };
+async function childMain(input: ChildInput): Promise<ChildResult> {
+  const { createPrivateKey } = await import('node:crypto');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { Readable } = await import('node:stream');
+  const load = (file: string): Promise<unknown> => import(new URL(file, input.dist).href);
+  const { startDeliveryWorkers } = (await load(
+    'delivery/index.js',
+  )) as typeof import('../src/delivery/index.js');
+  const { createSigningPool } = (await load(
+    'dkim/index.js',
+  )) as typeof import('../src/dkim/index.js');
+  const { FeedbackRecorder } = (await load(
+    'distribution/feedback.js',
+  )) as typeof import('../src/distribution/feedback.js');
+  const { CampaignSender } = (await load(
+    'distribution/sender.js',
+  )) as typeof import('../src/distribution/sender.js');
+  const { ADMIN, DistributionService } = (await load(
+    'distribution/service.js',
+  )) as typeof import('../src/distribution/service.js');
+  const { DEFAULT_DISTRIBUTION_SETTINGS } = (await load(
+    'distribution/settings.js',
+  )) as typeof import('../src/distribution/settings.js');
+  const { Resolver } = (await load('dns/index.js')) as typeof import('../src/dns/index.js');
+  const { createLogger } = (await load('log/index.js')) as typeof import('../src/log/index.js');
+  const { openSqliteDistributionStore } = (await load(
+    'store/distribution-sqlite.js',
+  )) as typeof import('../src/store/distribution-sqlite.js');
+  const { openStore } = (await load('store/index.js')) as typeof import('../src/store/index.js');
+
+  const mib = (bytes: number): number => bytes / 1024 / 1024;
+  const seconds = (since: bigint): number => Number(process.hrtime.bigint() - since) / 1e9;
+
+  /** Samples the resident set size until stopped; at the peak, also the main thread's heap. */
+  function startRssSampler(): () => Peak {
+    let peak = process.memoryUsage();
+    const sample = (): void => {
+      const now = process.memoryUsage();
+      if (now.rss > peak.rss) peak = now;
+    };
+    const timer = setInterval(sample, 50);
+    return () => {
+      clearInterval(timer);
+      sample();
+      return {
+        peakMiB: mib(peak.rss),
+        heapMiB: mib(peak.heapUsed),
+        externalMiB: mib(peak.external),
+      };
+    };
+  }
+
+  const dir = mkdtempSync(path.join(tmpdir(), `herald-bench-${input.mode}-`));
+  const file = path.join(dir, 'herald.db');
+  const store = await openStore({ url: `sqlite:${file}` });
+  const distribution = await openSqliteDistributionStore(file);
+  const cleanups: Array<() => Promise<void>> = [];
+  try {
+    if (input.mode === 'import') {
+      const service = new DistributionService({ store, distribution });
+      const organisation = await service.createOrganisation(ADMIN, 'Import');
+      const list = await service.createList(ADMIN, organisation.id, 'Big');
+      const rows = input.importRows;
+      function* csv(): Generator<string> {
+        yield 'email,first_name,last_name,city\n';
+        for (let start = 0; start < rows; start += 1000) {
+          let chunk = '';
+          const end = Math.min(rows, start + 1000);
+          for (let i = start; i < end; i++)
+            chunk += `user${i}@example${i % 97}.test,First${i},Last${i},City${i % 500}\n`;
+          yield chunk;
+        }
+      }
+      const sample = startRssSampler();
+      const started = process.hrtime.bigint();
+      const summary = await service.importCsv(ADMIN, list.id, Readable.from(csv()));
+      return { seconds: seconds(started), imported: summary.imported, peak: sample() };
+    }
+
+    const pool = createSigningPool({ size: input.cores });
+    cleanups.push(() => pool.close());
+    const privateKey = createPrivateKey(input.privateKeyPem);
+    const domain = 'news.bench.test';
+    const selector = 'bench';
+    await store.addDomain(domain);
+
+    const settings = { ...DEFAULT_DISTRIBUTION_SETTINGS, batchSize: 500 };
+    const recorder = new FeedbackRecorder(distribution, settings.softBounceThreshold);
+    let notify = (): void => undefined;
+    const sender = new CampaignSender({
+      store,
+      distribution,
+      signer: pool,
+      keys: { signaturesFor: () => [{ domain, selector, privateKey }] },
+      settings,
+      recorder,
+      notify: () => notify(),
+    });
+    const service = new DistributionService({ store, distribution, sender });
+    const organisation = await service.createOrganisation(ADMIN, 'Bench');
+    await service.assignDomain(ADMIN, organisation.id, domain);
+    const list = await service.createList(ADMIN, organisation.id, 'Everyone');
+    const count = input.mode === 'campaign' ? input.recipients : Math.min(input.recipients, 20_000);
+    for (let start = 0; start < count; start += 5000) {
+      const rows = Array.from({ length: Math.min(5000, count - start) }, (_, i) => ({
+        address: `member${start + i}@list.bench.test`,
+        name: `Member ${start + i}`,
+        fields: { city: 'Oslo' },
+      }));
+      await distribution.addSubscribers(list.id, rows);
+    }
+    const campaign = await service.createCampaign(ADMIN, {
+      organisationId: organisation.id,
+      listId: list.id,
+      name: 'bench',
+      fromAddress: 'Bench <news@news.bench.test>',
+      subject: 'News for {{first_name|member}}',
+      html:
+        '<h1>News</h1>' +
+        '<p>Hello {{first_name}} in {{city}}, here is what happened this month.</p>'.repeat(20) +
+        '<p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>',
+    });
+
+    let delivered = 0;
+    let failed = 0;
+    let deferred = 0;
+    let expected = count;
+    let finish: () => void = () => undefined;
+    const startWorkers = (): ReturnType<typeof startDeliveryWorkers> =>
+      startDeliveryWorkers({
+        store,
+        // The resolver's replies come from the parent process, which may be descheduled on a
+        // busy machine: a long timeout and quick retries keep that out of the rate.
+        resolver: new Resolver({ servers: [input.dnsServer], timeoutMs: 10_000 }),
+        logger: createLogger({ level: 'silent' }),
+        maxSleepMs: 500,
+        config: {
+          hostname: 'herald.bench.test',
+          delivery: {
+            port: input.sinkPort,
+            concurrency: 20,
+            perDomainConcurrency: 20,
+            perDomainRatePerMinute: 0,
+            requireTls: [],
+            retrySchedule: { initialDelay: 1_000, factor: 1, maxDelay: 1_000 },
+            maxQueueLifetime: 432_000_000,
+            connectTimeout: 10_000,
+            leaseTime: 600_000,
+            retainFinished: 604_800_000,
+          },
+        },
+        onOutcome: (_entry, outcome) => {
+          if (outcome.status === 'delivered') delivered++;
+          else if (outcome.status === 'failed') failed++;
+          else deferred++;
+          if (delivered + failed === expected) finish();
+        },
+      });
+
+    if (input.mode === 'stages') {
+      const context = await sender.prepare(campaign);
+      const subscribers = (
+        await distribution.pageSubscribers(list.id, {
+          afterId: 0,
+          limit: count,
+          status: 'subscribed',
+        })
+      ).subscribers;
+      const batch = settings.batchSize;
+
+      let started = process.hrtime.bigint();
+      const composed = subscribers.map((subscriber) => sender.preview(context, subscriber));
+      const compose = count / seconds(started);
+
+      // Two batches in flight, as the sender keeps one signing while it composes the next.
+      started = process.hrtime.bigint();
+      const signed: Buffer[] = [];
+      let ahead: Promise<Buffer[]> | undefined;
+      for (let start = 0; start <= composed.length; start += batch) {
+        const next =
+          start < composed.length
+            ? pool.signBatch(composed.slice(start, start + batch), {
+                signatures: context.signatures,
+              })
+            : undefined;
+        if (ahead) signed.push(...(await ahead));
+        ahead = next;
+      }
+      const sign = count / seconds(started);
+
+      started = process.hrtime.bigint();
+      for (let start = 0; start < signed.length; start += batch) {
+        await Promise.all(
+          signed.slice(start, start + batch).map((body, index) => {
+            const recipient = subscribers[start + index]!.address;
+            const sender = `bounce+${start + index}@${domain}`;
+            return store.enqueue({
+              body,
+              origin: 'campaign',
+              originalSender: sender,
+              recipients: [{ recipient, sender, bounceTo: '' }],
+            });
+          }),
+        );
+      }
+      const enqueue = count / seconds(started);
+
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      started = process.hrtime.bigint();
+      const workers = startWorkers();
+      await done;
+      const deliver = count / seconds(started);
+      await workers.stop();
+      if (failed > 0) throw new Error(`${failed} of ${count} deliveries did not succeed`);
+      return { messages: count, compose, sign, enqueue, deliver };
+    }
+
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    expected = count;
+    const workers = startWorkers();
+    notify = () => workers.notify();
+    const baselineMiB = mib(process.memoryUsage().rss);
+    const sample = startRssSampler();
+    const started = process.hrtime.bigint();
+    await service.send(ADMIN, campaign.id);
+    const result = await sender.run(campaign.id);
+    const queuedSeconds = seconds(started);
+    await done;
+    const deliveredSeconds = seconds(started);
+    const peak = sample();
+    await workers.stop();
+    if (result.status !== 'sent') throw new Error(`campaign ended ${result.status}`);
+    if (failed > 0) throw new Error(`${failed} of ${count} deliveries did not succeed`);
+    const stats = (store as { stats?: { commits: number; writes: number } }).stats;
+    return {
+      queuedSeconds,
+      deliveredSeconds,
+      peak,
+      baselineMiB,
+      deferred,
+      commits: stats?.commits ?? 0,
+      writes: stats?.writes ?? 0,
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+    await distribution.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `childMain` in a fresh `node` process, from a temporary `.mjs` file that holds its
+ * source text. A function compiled by tsx calls esbuild's `__name` helper to keep function
+ * names, so the file defines it as a no-op.
+ */
+async function runChild<T extends ChildResult>(input: ChildInput): Promise<T> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'herald-bench-child-'));
+  const script = path.join(dir, `${input.mode}.mjs`);
+  writeFileSync(
+    script,
+    'const __name = (target) => target;\n' +
+      `const result = await (${childMain.toString()})(JSON.parse(process.env.HERALD_BENCH_INPUT));\n` +
+      'process.send(result, () => process.exit(0));\n',
+  );
+  const flags = (process.env.CAMPAIGN_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...flags, script], {
+    env: { ...process.env, HERALD_BENCH_INPUT: JSON.stringify(input) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      let result: T | undefined;
+      child.on('message', (message) => (result = message as T));
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        if (code === 0 && result !== undefined) resolve(result);
+        else reject(new Error(`the ${input.mode} child process exited with code ${code}`));
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const SIGN_WORKER = `
@@ -110,217 +432,87 @@ async function startSmtpSink(port: number): Promise<ChildProcess> {
   throw new Error(`smtp-sink did not listen on ${SINK_ADDRESS}:${port} within 5 s`);
 }
 
-interface CampaignResult {
-  queuedSeconds: number;
-  deliveredSeconds: number;
-  peakMiB: number;
-  heapMiB: number;
-  externalMiB: number;
-  /** Resident memory just before the send starts, with the list, workers and pool set up. */
-  baselineMiB: number;
-  /** Attempts deferred (and retried a second later) on the way. */
-  deferred: number;
-}
-
-async function runCampaign(privateKeyPem: string): Promise<CampaignResult> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'herald-bench-campaign-'));
-  const file = path.join(dir, 'herald.db');
-  const port = await freePort(SINK_ADDRESS);
-  const sink = await startSmtpSink(port);
-  const store = await openStore({ url: `sqlite:${file}` });
-  const distribution = await openSqliteDistributionStore(file);
-  const pool = createSigningPool({ size: CORES });
-  try {
-    const { createPrivateKey } = await import('node:crypto');
-    const privateKey = createPrivateKey(privateKeyPem);
-    const domain = 'news.bench.test';
-    const selector = 'bench';
-    await store.addDomain(domain);
-    const dns = await startDnsServer({
-      records: [
-        { name: 'list.bench.test', type: 'MX', priority: 10, exchange: 'mx.list.bench.test' },
-        { name: 'mx.list.bench.test', type: 'A', address: SINK_ADDRESS },
-        {
-          name: `${selector}._domainkey.${domain}`,
-          type: 'TXT',
-          value: dkimRecordValue(privateKey),
-        },
-      ],
-    });
-
-    const settings = { ...DEFAULT_DISTRIBUTION_SETTINGS, batchSize: 500 };
-    const recorder = new FeedbackRecorder(distribution, settings.softBounceThreshold);
-    let notify = (): void => undefined;
-    const sender = new CampaignSender({
-      store,
-      distribution,
-      signer: pool,
-      keys: { signaturesFor: () => [{ domain, selector, privateKey }] },
-      settings,
-      recorder,
-      notify: () => notify(),
-    });
-    const service = new DistributionService({ store, distribution, sender });
-    const organisation = await service.createOrganisation(ADMIN, 'Bench');
-    await service.assignDomain(ADMIN, organisation.id, domain);
-    const list = await service.createList(ADMIN, organisation.id, 'Everyone');
-    for (let start = 0; start < RECIPIENTS; start += 5000) {
-      const rows = Array.from({ length: Math.min(5000, RECIPIENTS - start) }, (_, i) => ({
-        address: `member${start + i}@list.bench.test`,
-        name: `Member ${start + i}`,
-        fields: { city: 'Oslo' },
-      }));
-      await distribution.addSubscribers(list.id, rows);
-    }
-    const campaign = await service.createCampaign(ADMIN, {
-      organisationId: organisation.id,
-      listId: list.id,
-      name: 'bench',
-      fromAddress: 'Bench <news@news.bench.test>',
-      subject: 'News for {{first_name|member}}',
-      html:
-        '<h1>News</h1>' +
-        '<p>Hello {{first_name}} in {{city}}, here is what happened this month.</p>'.repeat(20) +
-        '<p><a href="{{unsubscribe_url}}">Unsubscribe</a></p>',
-    });
-
-    let delivered = 0;
-    let failed = 0;
-    let deferred = 0;
-    let finish: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => (finish = resolve));
-    const workers = startDeliveryWorkers({
-      store,
-      // The DNS server runs in this process, whose thread is busy composing and committing,
-      // so its replies can be late: a long timeout and quick retries keep that out of the rate.
-      resolver: new Resolver({ servers: [dns.address], timeoutMs: 10_000 }),
-      logger: createLogger({ level: 'silent' }),
-      maxSleepMs: 500,
-      config: {
-        hostname: 'herald.bench.test',
-        delivery: {
-          port,
-          concurrency: 20,
-          perDomainConcurrency: 20,
-          perDomainRatePerMinute: 0,
-          requireTls: [],
-          retrySchedule: { initialDelay: 1_000, factor: 1, maxDelay: 1_000 },
-          maxQueueLifetime: 432_000_000,
-          connectTimeout: 10_000,
-          leaseTime: 600_000,
-          retainFinished: 604_800_000,
-        },
-      },
-      onOutcome: (_entry, outcome) => {
-        if (outcome.status === 'delivered') delivered++;
-        else if (outcome.status === 'failed') failed++;
-        else deferred++;
-        if (delivered + failed === RECIPIENTS) finish();
-      },
-    });
-    notify = () => workers.notify();
-
-    const baselineMiB = process.memoryUsage().rss / 1024 / 1024;
-    const sample = startRssSampler();
-    const started = process.hrtime.bigint();
-    await service.send(ADMIN, campaign.id);
-    const result = await sender.run(campaign.id);
-    const queuedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    await done;
-    const deliveredSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const { peakMiB, heapMiB, externalMiB } = sample();
-    await workers.stop();
-    await dns.close();
-    if (result.status !== 'sent') throw new Error(`campaign ended ${result.status}`);
-    if (failed > 0) throw new Error(`${failed} of ${RECIPIENTS} deliveries did not succeed`);
-    return {
-      queuedSeconds,
-      deliveredSeconds,
-      peakMiB,
-      heapMiB,
-      externalMiB,
-      baselineMiB,
-      deferred,
-    };
-  } finally {
-    await pool.close();
-    await distribution.close();
-    await store.close();
-    sink.kill();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function runImport(): Promise<{ seconds: number; peakMiB: number; imported: number }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'herald-bench-import-'));
-  const file = path.join(dir, 'herald.db');
-  const store = await openStore({ url: `sqlite:${file}` });
-  const distribution = await openSqliteDistributionStore(file);
-  try {
-    const service = new DistributionService({ store, distribution });
-    const organisation = await service.createOrganisation(ADMIN, 'Import');
-    const list = await service.createList(ADMIN, organisation.id, 'Big');
-    function* csv(): Generator<string> {
-      yield 'email,first_name,last_name,city\n';
-      for (let start = 0; start < IMPORT_ROWS; start += 1000) {
-        let chunk = '';
-        const end = Math.min(IMPORT_ROWS, start + 1000);
-        for (let i = start; i < end; i++)
-          chunk += `user${i}@example${i % 97}.test,First${i},Last${i},City${i % 500}\n`;
-        yield chunk;
-      }
-    }
-    const sample = startRssSampler();
-    const started = process.hrtime.bigint();
-    const summary = await service.importCsv(ADMIN, list.id, Readable.from(csv()));
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { seconds, peakMiB: sample().peakMiB, imported: summary.imported };
-  } finally {
-    await distribution.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
+function describePeak(peak: Peak): string {
+  return (
+    `peak RSS ${peak.peakMiB.toFixed(0)} MiB (main-thread heap ${peak.heapMiB.toFixed(0)} MiB, ` +
+    `external ${peak.externalMiB.toFixed(0)} MiB at the peak)`
+  );
+}
+
 async function main(): Promise<void> {
+  if (!existsSync(fileURLToPath(new URL('distribution/sender.js', DIST)))) {
+    throw new Error('dist/ has no compiled code; run `npm run build` first');
+  }
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   console.log(`cores: ${CORES}, recipients: ${RECIPIENTS}, import rows: ${IMPORT_ROWS}`);
 
-  if (IMPORT_ROWS > 0) {
-    const imported = await runImport();
+  const port = await freePort(SINK_ADDRESS);
+  const sink = await startSmtpSink(port);
+  const dns = await startDnsServer({
+    records: [
+      { name: 'list.bench.test', type: 'MX', priority: 10, exchange: 'mx.list.bench.test' },
+      { name: 'mx.list.bench.test', type: 'A', address: SINK_ADDRESS },
+      { name: 'bench._domainkey.news.bench.test', type: 'TXT', value: dkimRecordValue(privateKey) },
+    ],
+  });
+  const input: ChildInput = {
+    mode: 'import',
+    dist: DIST.href,
+    recipients: RECIPIENTS,
+    importRows: IMPORT_ROWS,
+    cores: CORES,
+    privateKeyPem: pem,
+    dnsServer: dns.address,
+    sinkPort: port,
+  };
+  try {
+    if (IMPORT_ROWS > 0) {
+      const imported = await runChild<ImportResult>({ ...input, mode: 'import' });
+      console.log(
+        `import: ${imported.imported} rows in ${imported.seconds.toFixed(1)} s ` +
+          `(${(imported.imported / imported.seconds).toFixed(0)} rows/s), ${describePeak(imported.peak)}`,
+      );
+    }
+
+    const before = await rawSignRate(pem);
+    console.log(`raw RSA-2048 sign rate, all cores (before): ${before.toFixed(0)}/s`);
+    const campaign = await runChild<CampaignResult>({ ...input, mode: 'campaign' });
+    const after = await rawSignRate(pem);
+    console.log(`raw RSA-2048 sign rate, all cores (after):  ${after.toFixed(0)}/s`);
+    const raw = median([before, after]);
+
+    const queuedRate = RECIPIENTS / campaign.queuedSeconds;
+    const deliveredRate = RECIPIENTS / campaign.deliveredSeconds;
     console.log(
-      `import: ${imported.imported} rows in ${imported.seconds.toFixed(1)} s ` +
-        `(${(imported.imported / imported.seconds).toFixed(0)} rows/s), peak RSS ${imported.peakMiB.toFixed(0)} MiB`,
+      `campaign: ${RECIPIENTS} queued in ${campaign.queuedSeconds.toFixed(1)} s (${queuedRate.toFixed(0)}/s), ` +
+        `delivered in ${campaign.deliveredSeconds.toFixed(1)} s (${deliveredRate.toFixed(0)}/s)`,
     );
+    console.log(`delivered rate / raw sign rate: ${((deliveredRate / raw) * 100).toFixed(1)}%`);
+    console.log(`queued rate / raw sign rate:    ${((queuedRate / raw) * 100).toFixed(1)}%`);
+    console.log(
+      `campaign ${describePeak(campaign.peak)}, ${campaign.baselineMiB.toFixed(0)} MiB before the send; ` +
+        `deferred attempts: ${campaign.deferred}; queue commits: ${campaign.commits} ` +
+        `for ${campaign.writes} grouped writes`,
+    );
+
+    const stages = await runChild<StageResult>({ ...input, mode: 'stages' });
+    const rate = (value: number): string =>
+      `${value.toFixed(0)}/s (${((value / raw) * 100).toFixed(0)}% of raw)`;
+    console.log(
+      `stages, ${stages.messages} messages each, one at a time: compose ${rate(stages.compose)}, ` +
+        `sign ${rate(stages.sign)}, enqueue ${rate(stages.enqueue)}, deliver ${rate(stages.deliver)}`,
+    );
+  } finally {
+    await dns.close();
+    sink.kill();
   }
-
-  const before = await rawSignRate(pem);
-  console.log(`raw RSA-2048 sign rate, all cores (before): ${before.toFixed(0)}/s`);
-  const campaign = await runCampaign(pem);
-  const after = await rawSignRate(pem);
-  console.log(`raw RSA-2048 sign rate, all cores (after):  ${after.toFixed(0)}/s`);
-  const raw = median([before, after]);
-
-  const queuedRate = RECIPIENTS / campaign.queuedSeconds;
-  const deliveredRate = RECIPIENTS / campaign.deliveredSeconds;
-  console.log(
-    `campaign: ${RECIPIENTS} queued in ${campaign.queuedSeconds.toFixed(1)} s (${queuedRate.toFixed(0)}/s), ` +
-      `delivered in ${campaign.deliveredSeconds.toFixed(1)} s (${deliveredRate.toFixed(0)}/s)`,
-  );
-  console.log(`delivered rate / raw sign rate: ${((deliveredRate / raw) * 100).toFixed(1)}%`);
-  console.log(`queued rate / raw sign rate:    ${((queuedRate / raw) * 100).toFixed(1)}%`);
-  console.log(
-    `campaign peak RSS: ${campaign.peakMiB.toFixed(0)} MiB ` +
-      `(${campaign.baselineMiB.toFixed(0)} MiB before the send; main-thread heap ${campaign.heapMiB.toFixed(0)} MiB, ` +
-      `external ${campaign.externalMiB.toFixed(0)} MiB at the peak), deferred attempts: ${campaign.deferred}`,
-  );
 }
 
 await main();
