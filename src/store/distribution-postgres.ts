@@ -1,0 +1,919 @@
+/**
+ * The PostgreSQL implementation of the distribution store, for several nodes that share one
+ * database. It has its own `pg.Pool` on the mail store's database and keeps to its own tables,
+ * except for two read-only queries on `queue_entries` that report a campaign's deliveries. Call
+ * `migrate()` after the mail store's own migration, because one index covers the queue table.
+ *
+ * It keeps the semantics of the SQLite store method for method. Where several nodes can race:
+ * - `migrate()` takes the same transaction-scoped advisory lock as the mail store's migration,
+ *   so nodes that start together apply each distribution migration once;
+ * - `getSecret()` inserts with ON CONFLICT DO NOTHING and then reads, so two nodes creating a
+ *   secret at once both get the row that committed first;
+ * - `acquireCampaignLease()` is one conditional UPDATE. Under READ COMMITTED a second UPDATE
+ *   of the same row waits for the first to commit and then re-checks its WHERE clause against
+ *   the new row, so only one owner wins a free lease;
+ * - `assignDomain()` inserts first and reads the owner afterwards, so two organisations
+ *   claiming one domain at once cannot both succeed.
+ *
+ * Times are BIGINT milliseconds, which pg returns as strings, and COUNT(*) is a BIGINT too:
+ * every row mapper converts with `Number`, which is exact below 2^53.
+ */
+import { randomBytes } from 'node:crypto';
+
+import pg from 'pg';
+
+import type {
+  AddSubscribersResult,
+  ApiTokenRecord,
+  Campaign,
+  CampaignEvent,
+  CampaignRecipient,
+  DistributionStore,
+  MailingList,
+  NewCampaign,
+  NewSubscriber,
+  Organisation,
+  QueueChange,
+  RecipientCounts,
+  RecipientStatus,
+  Subscriber,
+  SubscriberPage,
+  SubscriberStatus,
+  Suppression,
+  TokenRole,
+} from '../distribution/types.js';
+import {
+  DISTRIBUTION_MIGRATIONS,
+  distributionMigrationsTableStatement,
+} from './distribution-migrations.js';
+import { StoreConflictError, StoreNotFoundError } from './errors.js';
+import { POSTGRES_DIALECT } from './migrations.js';
+import { MIGRATION_LOCK_KEY } from './postgres.js';
+
+/** A row as pg returns it: BIGINT and COUNT(*) as strings, INTEGER as numbers, BYTEA as Buffer. */
+type Row = Record<string, string | number | Buffer | null>;
+
+/** SQLSTATE codes (PostgreSQL appendix A) that map to the store's own errors. */
+const UNIQUE_VIOLATION = '23505';
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** Rows per INSERT in `addSubscribers`, so one statement's arrays stay a few hundred KiB. */
+const SUBSCRIBER_CHUNK = 1000;
+
+const RECIPIENT_STATUSES: RecipientStatus[] = [
+  'queued',
+  'delivered',
+  'deferred',
+  'bounced',
+  'complained',
+  'unsubscribed',
+  'suppressed',
+];
+const SUBSCRIBER_STATUSES: SubscriberStatus[] = [
+  'subscribed',
+  'unsubscribed',
+  'bounced',
+  'complained',
+];
+
+/** Campaign fields that `updateCampaign` may change, by column. */
+const CAMPAIGN_COLUMNS: Record<string, string> = {
+  status: 'status',
+  scheduledAt: 'scheduled_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  cursor: 'cursor',
+  ratePerMinute: 'rate_per_minute',
+};
+
+export interface PostgresDistributionStoreOptions {
+  /** The mail store's `postgres://` URL. */
+  url: string;
+  /** Connections in the pool (5 when omitted). */
+  maxConnections?: number;
+  /**
+   * Handler for errors of idle connections (the server restarted, for example). The pool drops
+   * such a connection and opens a new one for the next query. Without a handler these errors
+   * are ignored, because every query in progress reports its own failure.
+   */
+  onError?: (error: Error) => void;
+}
+
+export class PostgresDistributionStore implements DistributionStore {
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  constructor(options: PostgresDistributionStoreOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.maxConnections ?? 5,
+      application_name: 'herald-distribution',
+    });
+    this.pool.on('error', options.onError ?? (() => undefined));
+  }
+
+  async migrate(): Promise<void> {
+    await this.transaction(async (client) => {
+      // The mail store's migration takes the same lock, so a node never creates the queue index
+      // while another node is still creating the queue table.
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+      await client.query(distributionMigrationsTableStatement());
+      const { rows } = await client.query<Row>(
+        'SELECT version FROM distribution_schema_migrations',
+      );
+      const applied = new Set(rows.map((row) => Number(row.version)));
+      for (const migration of DISTRIBUTION_MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        for (const statement of migration.statements(POSTGRES_DIALECT)) {
+          await client.query(statement);
+        }
+        await client.query(
+          'INSERT INTO distribution_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+          [migration.version, migration.name, Date.now()],
+        );
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Queries already started finish first: pg's Pool.end waits for checked-out clients.
+    await this.pool.end();
+  }
+
+  async getSecret(name: string): Promise<Buffer> {
+    await this.query(
+      `INSERT INTO distribution_secrets (name, value, created_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO NOTHING`,
+      [name, randomBytes(32), Date.now()],
+    );
+    const row = await this.one('SELECT value FROM distribution_secrets WHERE name = $1', [name]);
+    if (row === undefined) throw new Error(`distribution secret ${name} not found after insert`);
+    return row.value as Buffer;
+  }
+
+  // Organisations, domains, tokens.
+
+  async createOrganisation(name: string): Promise<Organisation> {
+    const row = await this.insert(
+      `organisation ${name}`,
+      'INSERT INTO organisations (name, created_at) VALUES ($1, $2) RETURNING *',
+      [name, Date.now()],
+    );
+    return toOrganisation(row);
+  }
+
+  async getOrganisation(id: number): Promise<Organisation | undefined> {
+    return mapRow(
+      await this.one('SELECT * FROM organisations WHERE id = $1', [id]),
+      toOrganisation,
+    );
+  }
+
+  async findOrganisation(name: string): Promise<Organisation | undefined> {
+    return mapRow(
+      await this.one('SELECT * FROM organisations WHERE name = $1', [name]),
+      toOrganisation,
+    );
+  }
+
+  async listOrganisations(): Promise<Organisation[]> {
+    return (await this.rows('SELECT * FROM organisations ORDER BY id')).map(toOrganisation);
+  }
+
+  async assignDomain(organisationId: number, domain: string): Promise<void> {
+    const name = domain.toLowerCase();
+    // An existing owner wins before the organisation is checked, as in the SQLite store: the
+    // arbiter index is checked before the foreign key, so a taken domain inserts nothing.
+    try {
+      await this.query(
+        `INSERT INTO organisation_domains (domain, organisation_id) VALUES ($1, $2)
+         ON CONFLICT (domain) DO NOTHING`,
+        [name, organisationId],
+      );
+    } catch (error) {
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION) {
+        throw new StoreNotFoundError(`organisation ${organisationId} not found`);
+      }
+      throw error;
+    }
+    const owner = await this.one(
+      'SELECT organisation_id FROM organisation_domains WHERE domain = $1',
+      [name],
+    );
+    if (owner && Number(owner.organisation_id) !== organisationId) {
+      throw new StoreConflictError(
+        `domain ${name} already belongs to organisation ${String(owner.organisation_id)}`,
+      );
+    }
+  }
+
+  async listOrganisationDomains(organisationId: number): Promise<string[]> {
+    // COLLATE "C" sorts by code point, as SQLite's default BINARY collation does.
+    const rows = await this.rows(
+      `SELECT domain FROM organisation_domains WHERE organisation_id = $1
+       ORDER BY domain COLLATE "C"`,
+      [organisationId],
+    );
+    return rows.map((row) => String(row.domain));
+  }
+
+  async domainOwner(domain: string): Promise<number | undefined> {
+    const row = await this.one(
+      'SELECT organisation_id FROM organisation_domains WHERE domain = $1',
+      [domain.toLowerCase()],
+    );
+    return row ? Number(row.organisation_id) : undefined;
+  }
+
+  async addApiToken(token: {
+    organisationId: number | null;
+    role: TokenRole;
+    label: string;
+    secretHash: string;
+  }): Promise<ApiTokenRecord> {
+    if (token.organisationId !== null) await this.requireOrganisation(token.organisationId);
+    const row = await this.insert(
+      `API token ${token.label}`,
+      `INSERT INTO api_tokens (organisation_id, role, label, secret_hash, created_at)
+       VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+      [token.organisationId, token.role, token.label, token.secretHash, Date.now()],
+    );
+    return toToken(row);
+  }
+
+  async findApiToken(secretHash: string): Promise<ApiTokenRecord | undefined> {
+    return mapRow(
+      await this.one('SELECT * FROM api_tokens WHERE secret_hash = $1', [secretHash]),
+      toToken,
+    );
+  }
+
+  // Lists and subscribers.
+
+  async createList(list: {
+    organisationId: number;
+    name: string;
+    description?: string;
+  }): Promise<MailingList> {
+    await this.requireOrganisation(list.organisationId);
+    const row = await this.insert(
+      `list ${list.name}`,
+      `INSERT INTO lists (organisation_id, name, description, created_at)
+       VALUES ($1, $2, $3, $4) RETURNING *`,
+      [list.organisationId, list.name, list.description ?? '', Date.now()],
+    );
+    return toList(row);
+  }
+
+  async getList(id: number): Promise<MailingList | undefined> {
+    return mapRow(await this.one('SELECT * FROM lists WHERE id = $1', [id]), toList);
+  }
+
+  async findList(organisationId: number, name: string): Promise<MailingList | undefined> {
+    return mapRow(
+      await this.one('SELECT * FROM lists WHERE organisation_id = $1 AND name = $2', [
+        organisationId,
+        name,
+      ]),
+      toList,
+    );
+  }
+
+  async listLists(organisationId?: number): Promise<MailingList[]> {
+    const rows =
+      organisationId === undefined
+        ? await this.rows('SELECT * FROM lists ORDER BY id')
+        : await this.rows('SELECT * FROM lists WHERE organisation_id = $1 ORDER BY id', [
+            organisationId,
+          ]);
+    return rows.map(toList);
+  }
+
+  async addSubscribers(
+    listId: number,
+    subscribers: NewSubscriber[],
+  ): Promise<AddSubscribersResult> {
+    const ids = await this.transaction(async (client) => {
+      const now = Date.now();
+      const result: (number | null)[] = [];
+      for (let start = 0; start < subscribers.length; start += SUBSCRIBER_CHUNK) {
+        const chunk = subscribers.slice(start, start + SUBSCRIBER_CHUNK);
+        result.push(...(await insertSubscribers(client, listId, chunk, now)));
+      }
+      return result;
+    }).catch((error: unknown) => {
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION) {
+        throw new StoreNotFoundError(`list ${listId} not found`);
+      }
+      throw error;
+    });
+    return { ids };
+  }
+
+  async getSubscriber(id: number): Promise<Subscriber | undefined> {
+    return mapRow(await this.one('SELECT * FROM subscribers WHERE id = $1', [id]), toSubscriber);
+  }
+
+  async findSubscriber(listId: number, address: string): Promise<Subscriber | undefined> {
+    return mapRow(
+      await this.one('SELECT * FROM subscribers WHERE list_id = $1 AND address_key = $2', [
+        listId,
+        address.toLowerCase(),
+      ]),
+      toSubscriber,
+    );
+  }
+
+  async pageSubscribers(
+    listId: number,
+    options: { afterId: number; limit: number; status?: SubscriberStatus },
+  ): Promise<SubscriberPage> {
+    const rows =
+      options.status === undefined
+        ? await this.rows(
+            'SELECT * FROM subscribers WHERE list_id = $1 AND id > $2 ORDER BY id LIMIT $3',
+            [listId, options.afterId, options.limit],
+          )
+        : await this.rows(
+            `SELECT * FROM subscribers WHERE list_id = $1 AND id > $2 AND status = $3
+             ORDER BY id LIMIT $4`,
+            [listId, options.afterId, options.status, options.limit],
+          );
+    const page = rows.map(toSubscriber);
+    const last = page[page.length - 1];
+    return {
+      subscribers: page,
+      nextAfterId: page.length < options.limit || !last ? null : last.id,
+    };
+  }
+
+  async setSubscriberStatus(id: number, status: SubscriberStatus): Promise<void> {
+    await this.query('UPDATE subscribers SET status = $1, updated_at = $2 WHERE id = $3', [
+      status,
+      Date.now(),
+      id,
+    ]);
+  }
+
+  async addSoftBounce(id: number): Promise<number> {
+    const row = await this.one(
+      `UPDATE subscribers SET soft_bounces = soft_bounces + 1, updated_at = $1 WHERE id = $2
+       RETURNING soft_bounces`,
+      [Date.now(), id],
+    );
+    return row ? Number(row.soft_bounces) : 0;
+  }
+
+  async countSubscribers(listId: number): Promise<Record<SubscriberStatus, number>> {
+    const counts = Object.fromEntries(SUBSCRIBER_STATUSES.map((status) => [status, 0])) as Record<
+      SubscriberStatus,
+      number
+    >;
+    const rows = await this.rows(
+      'SELECT status, COUNT(*) AS n FROM subscribers WHERE list_id = $1 GROUP BY status',
+      [listId],
+    );
+    for (const row of rows) counts[row.status as SubscriberStatus] = Number(row.n);
+    return counts;
+  }
+
+  async countSubscribedAfter(listId: number, afterId: number): Promise<number> {
+    const row = await this.one(
+      `SELECT COUNT(*) AS n FROM subscribers
+       WHERE list_id = $1 AND id > $2 AND status = 'subscribed'`,
+      [listId, afterId],
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  // Suppression.
+
+  async suppress(entry: Omit<Suppression, 'createdAt'>): Promise<void> {
+    await this.query(
+      `INSERT INTO suppressions (organisation_id, address, reason, detail, created_at)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organisation_id, address) DO NOTHING`,
+      [entry.organisationId, entry.address.toLowerCase(), entry.reason, entry.detail, Date.now()],
+    );
+  }
+
+  async suppressedAmong(organisationId: number, addresses: string[]): Promise<Set<string>> {
+    const keys = [...new Set(addresses.map((address) => address.toLowerCase()))];
+    if (keys.length === 0) return new Set();
+    // One array parameter holds any number of addresses, so no chunking is needed.
+    const rows = await this.rows(
+      'SELECT address FROM suppressions WHERE organisation_id = $1 AND address = ANY($2::text[])',
+      [organisationId, keys],
+    );
+    return new Set(rows.map((row) => String(row.address)));
+  }
+
+  async listSuppressions(organisationId: number, limit = 1000): Promise<Suppression[]> {
+    const rows = await this.rows(
+      `SELECT * FROM suppressions WHERE organisation_id = $1
+       ORDER BY created_at DESC, address COLLATE "C" LIMIT $2`,
+      [organisationId, limit],
+    );
+    return rows.map((row) => ({
+      organisationId: Number(row.organisation_id),
+      address: String(row.address),
+      reason: row.reason as Suppression['reason'],
+      detail: String(row.detail),
+      createdAt: new Date(Number(row.created_at)),
+    }));
+  }
+
+  // Campaigns.
+
+  async createCampaign(campaign: NewCampaign): Promise<Campaign> {
+    const list = await this.one('SELECT organisation_id FROM lists WHERE id = $1', [
+      campaign.listId,
+    ]);
+    if (!list || Number(list.organisation_id) !== campaign.organisationId) {
+      throw new StoreNotFoundError(
+        `list ${campaign.listId} not found in organisation ${campaign.organisationId}`,
+      );
+    }
+    const row = await this.insert(
+      `campaign ${campaign.name}`,
+      `INSERT INTO campaigns (organisation_id, list_id, name, from_address, from_name, reply_to,
+         subject, html, text, status, scheduled_at, rate_per_minute, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $12) RETURNING *`,
+      [
+        campaign.organisationId,
+        campaign.listId,
+        campaign.name,
+        campaign.fromAddress,
+        campaign.fromName ?? '',
+        campaign.replyTo ?? '',
+        campaign.subject,
+        campaign.html,
+        campaign.text ?? '',
+        campaign.scheduledAt?.getTime() ?? null,
+        campaign.ratePerMinute ?? 0,
+        Date.now(),
+      ],
+    );
+    return toCampaign(row);
+  }
+
+  async getCampaign(id: number): Promise<Campaign | undefined> {
+    return mapRow(await this.one('SELECT * FROM campaigns WHERE id = $1', [id]), toCampaign);
+  }
+
+  async listCampaigns(organisationId?: number): Promise<Campaign[]> {
+    const rows =
+      organisationId === undefined
+        ? await this.rows('SELECT * FROM campaigns ORDER BY id')
+        : await this.rows('SELECT * FROM campaigns WHERE organisation_id = $1 ORDER BY id', [
+            organisationId,
+          ]);
+    return rows.map(toCampaign);
+  }
+
+  async updateCampaign(
+    id: number,
+    changes: Partial<
+      Pick<
+        Campaign,
+        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
+      >
+    >,
+  ): Promise<void> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const [key, value] of Object.entries(changes)) {
+      const column = CAMPAIGN_COLUMNS[key];
+      if (!column) continue;
+      values.push(value instanceof Date ? value.getTime() : (value ?? null));
+      sets.push(`${column} = $${values.length}`);
+    }
+    if (sets.length === 0) return;
+    values.push(id);
+    await this.query(
+      `UPDATE campaigns SET ${sets.join(', ')} WHERE id = $${values.length}`,
+      values,
+    );
+  }
+
+  async acquireCampaignLease(
+    id: number,
+    owner: string,
+    leaseMs: number,
+    now: Date = new Date(),
+  ): Promise<boolean> {
+    const result = await this.query(
+      `UPDATE campaigns SET lease_owner = $1, lease_until = $2
+       WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)`,
+      [owner, now.getTime() + leaseMs, id, now.getTime()],
+    );
+    return result.rowCount === 1;
+  }
+
+  async releaseCampaignLease(id: number, owner: string): Promise<void> {
+    await this.query(
+      `UPDATE campaigns SET lease_owner = NULL, lease_until = NULL
+       WHERE id = $1 AND lease_owner = $2`,
+      [id, owner],
+    );
+  }
+
+  async dueCampaigns(now: Date): Promise<Campaign[]> {
+    const rows = await this.rows(
+      `SELECT * FROM campaigns
+       WHERE (status = 'scheduled' AND scheduled_at <= $1) OR status = 'sending' ORDER BY id`,
+      [now.getTime()],
+    );
+    return rows.map(toCampaign);
+  }
+
+  // Recipients and events.
+
+  async recordRecipients(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    cursor: number,
+  ): Promise<void> {
+    await this.transaction(async (client) => {
+      const now = Date.now();
+      const inserted = await insertRecipients(client, campaignId, recipients, now);
+      // One event per row inserted, in input order; a recipient already recorded gets none.
+      const events = recipients.filter((recipient) => inserted.delete(recipient.subscriberId));
+      await insertEvents(client, campaignId, events, now);
+      await client.query('UPDATE campaigns SET cursor = GREATEST(cursor, $1) WHERE id = $2', [
+        cursor,
+        campaignId,
+      ]);
+    });
+  }
+
+  async getRecipient(
+    campaignId: number,
+    subscriberId: number,
+  ): Promise<CampaignRecipient | undefined> {
+    return mapRow(
+      await this.one(
+        'SELECT * FROM campaign_recipients WHERE campaign_id = $1 AND subscriber_id = $2',
+        [campaignId, subscriberId],
+      ),
+      toRecipient,
+    );
+  }
+
+  setRecipientStatus(
+    campaignId: number,
+    subscriberId: number,
+    status: RecipientStatus,
+    detail: string,
+  ): Promise<void> {
+    return this.setRecipientStatuses(campaignId, [{ subscriberId, status, detail }]);
+  }
+
+  async setRecipientStatuses(
+    campaignId: number,
+    updates: { subscriberId: number; status: RecipientStatus; detail: string }[],
+  ): Promise<void> {
+    if (updates.length === 0) return;
+    // Applied in order, a later update of the same subscriber overwrites an earlier one. One
+    // UPDATE cannot change a row twice, so it gets only the last update of each subscriber,
+    // while every update still records its event.
+    const latest = new Map(updates.map((update) => [update.subscriberId, update]));
+    await this.transaction(async (client) => {
+      const now = Date.now();
+      const final = [...latest.values()];
+      await client.query(
+        `UPDATE campaign_recipients r SET status = u.status, detail = u.detail, updated_at = $2
+         FROM unnest($3::bigint[], $4::text[], $5::text[]) AS u (subscriber_id, status, detail)
+         WHERE r.campaign_id = $1 AND r.subscriber_id = u.subscriber_id`,
+        [
+          campaignId,
+          now,
+          final.map((update) => update.subscriberId),
+          final.map((update) => update.status),
+          final.map((update) => update.detail),
+        ],
+      );
+      await insertEvents(client, campaignId, updates, now);
+    });
+  }
+
+  async listRecipients(
+    campaignId: number,
+    options: { status?: RecipientStatus; limit?: number; afterId?: number } = {},
+  ): Promise<CampaignRecipient[]> {
+    const limit = options.limit ?? 1000;
+    const afterId = options.afterId ?? 0;
+    const rows =
+      options.status === undefined
+        ? await this.rows(
+            `SELECT * FROM campaign_recipients WHERE campaign_id = $1 AND subscriber_id > $2
+             ORDER BY subscriber_id LIMIT $3`,
+            [campaignId, afterId, limit],
+          )
+        : await this.rows(
+            `SELECT * FROM campaign_recipients
+             WHERE campaign_id = $1 AND status = $2 AND subscriber_id > $3
+             ORDER BY subscriber_id LIMIT $4`,
+            [campaignId, options.status, afterId, limit],
+          );
+    return rows.map(toRecipient);
+  }
+
+  async countRecipients(campaignId: number): Promise<RecipientCounts> {
+    const counts = Object.fromEntries(
+      RECIPIENT_STATUSES.map((status) => [status, 0]),
+    ) as RecipientCounts;
+    const rows = await this.rows(
+      `SELECT status, COUNT(*) AS n FROM campaign_recipients WHERE campaign_id = $1
+       GROUP BY status`,
+      [campaignId],
+    );
+    for (const row of rows) counts[row.status as RecipientStatus] = Number(row.n);
+    return counts;
+  }
+
+  async listCampaignEvents(campaignId: number, limit = 1000): Promise<CampaignEvent[]> {
+    const rows = await this.rows(
+      'SELECT * FROM campaign_events WHERE campaign_id = $1 ORDER BY id DESC LIMIT $2',
+      [campaignId, limit],
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      campaignId: Number(row.campaign_id),
+      subscriberId: row.subscriber_id === null ? null : Number(row.subscriber_id),
+      time: new Date(Number(row.time)),
+      kind: row.kind as CampaignEvent['kind'],
+      detail: String(row.detail),
+    }));
+  }
+
+  async alreadyQueued(campaignId: number, subscriberIds: number[]): Promise<Set<number>> {
+    if (subscriberIds.length === 0) return new Set();
+    const rows = await this.rows(
+      `SELECT DISTINCT subscriber_id FROM queue_entries
+       WHERE campaign_id = $1 AND subscriber_id = ANY($2::bigint[])`,
+      [campaignId, subscriberIds],
+    );
+    return new Set(rows.map((row) => Number(row.subscriber_id)));
+  }
+
+  async queueChanges(campaignId: number, limit: number): Promise<QueueChange[]> {
+    const rows = await this.rows(
+      `SELECT q.subscriber_id, q.status, q.last_reply FROM queue_entries q
+       JOIN campaign_recipients r
+         ON r.campaign_id = q.campaign_id AND r.subscriber_id = q.subscriber_id
+       WHERE q.campaign_id = $1 AND r.status IN ('queued', 'deferred')
+         AND (q.status IN ('delivered', 'failed') OR (q.status = 'deferred' AND r.status = 'queued'))
+       ORDER BY q.id LIMIT $2`,
+      [campaignId, limit],
+    );
+    return rows.map((row) => ({
+      subscriberId: Number(row.subscriber_id),
+      status: row.status as QueueChange['status'],
+      lastReply: row.last_reply === null ? null : String(row.last_reply),
+    }));
+  }
+
+  private query(sql: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
+    if (this.closed) return Promise.reject(new Error('the distribution store is closed'));
+    return this.pool.query<Row>(sql, values);
+  }
+
+  private async rows(sql: string, values: unknown[] = []): Promise<Row[]> {
+    return (await this.query(sql, values)).rows;
+  }
+
+  private async one(sql: string, values: unknown[] = []): Promise<Row | undefined> {
+    return (await this.query(sql, values)).rows[0];
+  }
+
+  /** Runs an INSERT ... RETURNING and turns a unique violation into a `StoreConflictError`. */
+  private async insert(what: string, sql: string, values: unknown[]): Promise<Row> {
+    let row: Row | undefined;
+    try {
+      row = await this.one(sql, values);
+    } catch (error) {
+      if (sqlState(error) === UNIQUE_VIOLATION)
+        throw new StoreConflictError(`${what} already exists`);
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION) {
+        throw new StoreNotFoundError(`the row that ${what} refers to was not found`);
+      }
+      throw error;
+    }
+    if (row === undefined) throw new Error(`inserting ${what} returned no row`);
+    return row;
+  }
+
+  private async requireOrganisation(id: number): Promise<void> {
+    if (!(await this.one('SELECT id FROM organisations WHERE id = $1', [id]))) {
+      throw new StoreNotFoundError(`organisation ${id} not found`);
+    }
+  }
+
+  /** Runs `work` in one transaction on one pooled connection; any error rolls it back. */
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('the distribution store is closed');
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        // The connection itself failed: release destroys it instead of reusing it.
+        broken = rollbackError as Error;
+      }
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/**
+ * Inserts one chunk of subscribers and returns their ids in input order, null where the
+ * address was already on the list. Rows go in by ordinality, so when one chunk contains an
+ * address twice (in any case) the first occurrence is inserted, as a loop of single inserts
+ * would do, and the second one is skipped by ON CONFLICT DO NOTHING.
+ */
+async function insertSubscribers(
+  client: pg.PoolClient,
+  listId: number,
+  subscribers: NewSubscriber[],
+  now: number,
+): Promise<(number | null)[]> {
+  const keys = subscribers.map((subscriber) => subscriber.address.toLowerCase());
+  const { rows } = await client.query<Row>(
+    `INSERT INTO subscribers
+       (list_id, address, address_key, name, fields, status, created_at, updated_at)
+     SELECT $1, s.address, s.address_key, s.name, s.fields, s.status, $2, $2
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+       AS s (address, address_key, name, fields, status, position)
+     ORDER BY s.position
+     ON CONFLICT (list_id, address_key) DO NOTHING
+     RETURNING id, address_key`,
+    [
+      listId,
+      now,
+      subscribers.map((subscriber) => subscriber.address),
+      keys,
+      subscribers.map((subscriber) => subscriber.name ?? ''),
+      subscribers.map((subscriber) => JSON.stringify(subscriber.fields ?? {})),
+      subscribers.map((subscriber) => subscriber.status ?? 'subscribed'),
+    ],
+  );
+  const inserted = new Map(rows.map((row) => [String(row.address_key), Number(row.id)]));
+  return keys.map((key) => {
+    const id = inserted.get(key);
+    // Only the first occurrence of a key gets the id of the row inserted for it.
+    inserted.delete(key);
+    return id ?? null;
+  });
+}
+
+/** Inserts campaign recipients, skipping those already recorded; returns the new ones' ids. */
+async function insertRecipients(
+  client: pg.PoolClient,
+  campaignId: number,
+  recipients: CampaignRecipient[],
+  now: number,
+): Promise<Set<number>> {
+  if (recipients.length === 0) return new Set();
+  const { rows } = await client.query<Row>(
+    `INSERT INTO campaign_recipients
+       (campaign_id, subscriber_id, address, status, message_id, detail, updated_at)
+     SELECT $1, r.subscriber_id, r.address, r.status, r.message_id, r.detail, $2
+     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY
+       AS r (subscriber_id, address, status, message_id, detail, position)
+     ORDER BY r.position
+     ON CONFLICT (campaign_id, subscriber_id) DO NOTHING
+     RETURNING subscriber_id`,
+    [
+      campaignId,
+      now,
+      recipients.map((recipient) => recipient.subscriberId),
+      recipients.map((recipient) => recipient.address),
+      recipients.map((recipient) => recipient.status),
+      recipients.map((recipient) => recipient.messageId),
+      recipients.map((recipient) => recipient.detail),
+    ],
+  );
+  return new Set(rows.map((row) => Number(row.subscriber_id)));
+}
+
+/** Inserts one campaign event per item, with ids in the order of `items`. */
+async function insertEvents(
+  client: pg.PoolClient,
+  campaignId: number,
+  items: { subscriberId: number; status: RecipientStatus; detail: string }[],
+  now: number,
+): Promise<void> {
+  if (items.length === 0) return;
+  await client.query(
+    `INSERT INTO campaign_events (campaign_id, subscriber_id, time, kind, detail)
+     SELECT $1, e.subscriber_id, $2, e.kind, e.detail
+     FROM unnest($3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY
+       AS e (subscriber_id, kind, detail, position)
+     ORDER BY e.position`,
+    [
+      campaignId,
+      now,
+      items.map((item) => item.subscriberId),
+      items.map((item) => item.status),
+      items.map((item) => item.detail),
+    ],
+  );
+}
+
+function sqlState(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code;
+}
+
+function mapRow<T>(row: Row | undefined, map: (row: Row) => T): T | undefined {
+  return row === undefined ? undefined : map(row);
+}
+
+function dateOrNull(value: Row[string] | undefined): Date | null {
+  return value === null || value === undefined ? null : new Date(Number(value));
+}
+
+function toOrganisation(row: Row): Organisation {
+  return {
+    id: Number(row.id),
+    name: String(row.name),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toToken(row: Row): ApiTokenRecord {
+  return {
+    id: Number(row.id),
+    organisationId: row.organisation_id === null ? null : Number(row.organisation_id),
+    role: row.role as TokenRole,
+    label: String(row.label),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toList(row: Row): MailingList {
+  return {
+    id: Number(row.id),
+    organisationId: Number(row.organisation_id),
+    name: String(row.name),
+    description: String(row.description),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toSubscriber(row: Row): Subscriber {
+  return {
+    id: Number(row.id),
+    listId: Number(row.list_id),
+    address: String(row.address),
+    name: String(row.name),
+    fields: JSON.parse(String(row.fields)) as Record<string, string>,
+    status: row.status as SubscriberStatus,
+    softBounces: Number(row.soft_bounces),
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function toCampaign(row: Row): Campaign {
+  return {
+    id: Number(row.id),
+    organisationId: Number(row.organisation_id),
+    listId: Number(row.list_id),
+    name: String(row.name),
+    fromAddress: String(row.from_address),
+    fromName: String(row.from_name),
+    replyTo: String(row.reply_to),
+    subject: String(row.subject),
+    html: String(row.html),
+    text: String(row.text),
+    status: row.status as Campaign['status'],
+    scheduledAt: dateOrNull(row.scheduled_at),
+    startedAt: dateOrNull(row.started_at),
+    finishedAt: dateOrNull(row.finished_at),
+    ratePerMinute: Number(row.rate_per_minute),
+    cursor: Number(row.cursor),
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+function toRecipient(row: Row): CampaignRecipient {
+  return {
+    campaignId: Number(row.campaign_id),
+    subscriberId: Number(row.subscriber_id),
+    address: String(row.address),
+    status: row.status as RecipientStatus,
+    messageId: row.message_id === null ? null : String(row.message_id),
+    detail: String(row.detail),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
