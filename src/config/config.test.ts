@@ -212,6 +212,71 @@ describe('units', () => {
   });
 });
 
+describe('distribution settings', () => {
+  it('defaults the public URL to the HTTP listener and reads the rest', () => {
+    const config = loadConfig(undefined, {
+      HERALD_HTTP_HOST: '127.0.0.9',
+      HERALD_HTTP_PORT: '8181',
+    });
+    expect(config.distribution).toEqual({
+      publicUrl: 'http://127.0.0.9:8181',
+      batchSize: 500,
+      batchLease: 60_000,
+      softBounceThreshold: 3,
+      complaintLocalPart: 'fbl',
+      bounceLocalPart: 'bounces',
+      unsubscribeLocalPart: 'unsubscribe',
+      domainRules: [],
+    });
+  });
+
+  it('takes domain rules from the file and as JSON from the environment', () => {
+    const path = file(
+      'rules.yaml',
+      [
+        'distribution:',
+        '  publicUrl: https://lists.example.net/',
+        '  batchLease: 30s',
+        '  domainRules:',
+        '    - { domain: "*.example", maxPerMinute: 600, rampMinutes: 30 }',
+      ].join('\n'),
+    );
+    const fromFile = loadConfig(path, {});
+    expect(fromFile.distribution.publicUrl).toBe('https://lists.example.net/');
+    expect(fromFile.distribution.batchLease).toBe(30_000);
+    expect(fromFile.distribution.domainRules).toEqual([
+      { domain: '*.example', maxPerMinute: 600, rampMinutes: 30 },
+    ]);
+    const fromEnv = loadConfig(path, {
+      HERALD_DISTRIBUTION_DOMAIN_RULES: '[{"domain": "*", "maxPerMinute": 60}]',
+    });
+    expect(fromEnv.distribution.domainRules).toEqual([{ domain: '*', maxPerMinute: 60 }]);
+  });
+
+  it('names the setting that is wrong', () => {
+    const load = (env: Record<string, string>) => () => loadConfig(undefined, env);
+    expect(load({ HERALD_DISTRIBUTION_DOMAIN_RULES: '[nope' })).toThrow(
+      /HERALD_DISTRIBUTION_DOMAIN_RULES: not valid JSON/,
+    );
+    expect(load({ HERALD_DISTRIBUTION_DOMAIN_RULES: '{"domain": "x"}' })).toThrow(
+      /HERALD_DISTRIBUTION_DOMAIN_RULES.*expected a list of/,
+    );
+    expect(
+      load({ HERALD_DISTRIBUTION_DOMAIN_RULES: '[{"domain": "x.example", "maxPerMinute": -1}]' }),
+    ).toThrow(/expected a list of/);
+    expect(
+      load({ HERALD_DISTRIBUTION_DOMAIN_RULES: '[{"domain": "x.example", "maxPerHour": 5}]' }),
+    ).toThrow(/expected a list of/);
+    expect(load({ HERALD_DISTRIBUTION_PUBLIC_URL: 'ftp://x.example' })).toThrow(
+      /HERALD_DISTRIBUTION_PUBLIC_URL.*http or https URL/,
+    );
+    expect(load({ HERALD_DISTRIBUTION_BOUNCE_LOCAL_PART: 'bounce+x' })).toThrow(
+      /HERALD_DISTRIBUTION_BOUNCE_LOCAL_PART.*without \+/,
+    );
+    expect(load({ HERALD_DISTRIBUTION_BATCH_LEASE: '10' })).toThrow(/at least 1000 ms/);
+  });
+});
+
 describe('environment names and docs', () => {
   it('names are unique and upper snake case', () => {
     const names = SETTINGS.map((s) => environmentName(s.path));

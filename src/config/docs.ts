@@ -19,6 +19,9 @@ const KIND_TEXT: Record<Setting['kind'], string> = {
   list: 'list of strings',
   'host-port-list': 'list of host:port',
   'log-level': 'level',
+  url: 'URL',
+  'local-part': 'local part',
+  'domain-rules': 'list of rules',
 };
 
 /** Render one Markdown table row per setting: path, variable, kind, default, description. */

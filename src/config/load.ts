@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 
+import type { DomainRule } from '../distribution/throttle.js';
 import { SETTINGS, environmentName, type HeraldConfig, type Setting } from './settings.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -130,6 +131,15 @@ function fromEnvironment(setting: Setting, text: string): unknown {
       .filter((item) => item !== '');
   }
   if (setting.kind === 'optional-path' && text === '') return null;
+  if (setting.kind === 'domain-rules') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new ConfigError(
+        `${environmentName(setting.path)}: not valid JSON: ${(error as Error).message}`,
+      );
+    }
+  }
   return text;
 }
 
@@ -206,7 +216,52 @@ function checkValue(setting: Setting, value: unknown, origin: string): unknown {
     case 'log-level':
       if (typeof value !== 'string' || !LOG_LEVELS.has(value)) fail([...LOG_LEVELS].join(', '));
       return value;
+    case 'url':
+      if (typeof value !== 'string' || !isHttpUrl(value)) {
+        fail('an http or https URL, such as https://lists.example.net');
+      }
+      return value;
+    case 'local-part':
+      // A dot-atom (RFC 5322 section 3.4.1) without `+`, which separates the token.
+      if (
+        typeof value !== 'string' ||
+        !/^[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*$/.test(value)
+      ) {
+        fail('a local part of letters, digits and -_. without + or @, such as bounces');
+      }
+      return value;
+    case 'domain-rules':
+      if (!Array.isArray(value) || !value.every(isDomainRule)) {
+        fail('a list of {domain, maxPerMinute, startPerMinute?, rampMinutes?} with numbers >= 0');
+      }
+      return (value as DomainRule[]).map((rule) => ({ ...rule }));
   }
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+function isDomainRule(value: unknown): boolean {
+  if (!isMapping(value)) return false;
+  const rate = (item: unknown): boolean =>
+    typeof item === 'number' && Number.isFinite(item) && item >= 0;
+  const known = new Set(['domain', 'maxPerMinute', 'startPerMinute', 'rampMinutes']);
+  return (
+    Object.keys(value).every((key) => known.has(key)) &&
+    typeof value.domain === 'string' &&
+    (value.domain === '*' ||
+      isDomainName(value.domain) ||
+      (value.domain.startsWith('*.') && isDomainName(value.domain.slice(2)))) &&
+    rate(value.maxPerMinute) &&
+    (value.startPerMinute === undefined || rate(value.startPerMinute)) &&
+    (value.rampMinutes === undefined || rate(value.rampMinutes))
+  );
 }
 
 /** Letters, digits and hyphens in dot-separated labels of 1 to 63 characters (RFC 1123). */

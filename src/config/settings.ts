@@ -7,6 +7,8 @@
 import { hostname as systemHostname } from 'node:os';
 import { join } from 'node:path';
 
+import type { DomainRule } from '../distribution/throttle.js';
+
 export interface Listen {
   host: string;
   port: number;
@@ -56,6 +58,16 @@ export interface HeraldConfig {
     maxTokens: number;
   };
   api: { tokens: string[] };
+  distribution: {
+    publicUrl: string;
+    batchSize: number;
+    batchLease: number;
+    softBounceThreshold: number;
+    complaintLocalPart: string;
+    bounceLocalPart: string;
+    unsubscribeLocalPart: string;
+    domainRules: DomainRule[];
+  };
   log: { level: LogLevel };
   postmaster: string[];
 }
@@ -75,7 +87,10 @@ export type SettingKind =
   | 'size'
   | 'list'
   | 'host-port-list'
-  | 'log-level';
+  | 'log-level'
+  | 'url'
+  | 'local-part'
+  | 'domain-rules';
 
 export interface Setting {
   /** Dotted path in the file, such as `smtp.mx.port`. */
@@ -403,6 +418,67 @@ export const SETTINGS: readonly Setting[] = [
     secret: true,
     defaultText: 'empty: the API rejects every request',
     description: 'Bearer tokens accepted by the REST API.',
+  },
+  {
+    path: 'distribution.publicUrl',
+    kind: 'url',
+    default: derive((c) => `http://${c.http.host}:${c.http.port}`),
+    defaultText: '`http://<http.host>:<http.port>`',
+    description:
+      'Base URL of the HTTP listener as subscribers reach it (an HTTPS reverse proxy in ' +
+      'production), used in the unsubscribe links of campaign messages.',
+  },
+  {
+    path: 'distribution.batchSize',
+    kind: 'count',
+    default: 500,
+    min: 1,
+    description: 'Subscribers a campaign sender claims, renders and signs at a time.',
+  },
+  {
+    path: 'distribution.batchLease',
+    kind: 'duration',
+    default: '1m',
+    min: 1000,
+    description:
+      'How long a claimed campaign batch stays with its sender without renewal; the batches ' +
+      'of a node that died are taken over by another node after this time.',
+  },
+  {
+    path: 'distribution.softBounceThreshold',
+    kind: 'count',
+    default: 3,
+    min: 1,
+    description: 'Soft bounces after which a subscriber is marked bounced and suppressed.',
+  },
+  {
+    path: 'distribution.complaintLocalPart',
+    kind: 'local-part',
+    default: 'fbl',
+    description: 'Local part that receives ARF complaint reports at each sending domain.',
+  },
+  {
+    path: 'distribution.bounceLocalPart',
+    kind: 'local-part',
+    default: 'bounces',
+    description:
+      'Local part of the VERP return path (`bounces+TOKEN@domain`) of campaign messages.',
+  },
+  {
+    path: 'distribution.unsubscribeLocalPart',
+    kind: 'local-part',
+    default: 'unsubscribe',
+    description:
+      'Local part of the `List-Unsubscribe` mailto address (`unsubscribe+TOKEN@domain`).',
+  },
+  {
+    path: 'distribution.domainRules',
+    kind: 'domain-rules',
+    default: [],
+    defaultText: 'empty: no per-destination limit',
+    description:
+      'Per-destination campaign limits, each `{domain, maxPerMinute, startPerMinute, ' +
+      'rampMinutes}`; `domain` may be `*.suffix` or `*`. In the environment, a JSON array.',
   },
   {
     path: 'postmaster',
