@@ -13,7 +13,10 @@
  *   of the same row waits for the first to commit and then re-checks its WHERE clause against
  *   the new row, so only one owner wins a free lease;
  * - `assignDomain()` inserts first and reads the owner afterwards, so two organisations
- *   claiming one domain at once cannot both succeed.
+ *   claiming one domain at once cannot both succeed;
+ * - `claimCampaignBatch()` and `finishCampaign()` lock the campaign row first, so claims on
+ *   one campaign run one at a time, and a campaign is finished only after every claim that
+ *   committed before it.
  *
  * Times are BIGINT milliseconds, which pg returns as strings, and COUNT(*) is a BIGINT too:
  * every row mapper converts with `Number`, which is exact below 2^53.
@@ -25,7 +28,9 @@ import pg from 'pg';
 import type {
   AddSubscribersResult,
   ApiTokenRecord,
+  BatchClaim,
   Campaign,
+  CampaignBatch,
   CampaignEvent,
   CampaignRecipient,
   DistributionStore,
@@ -46,6 +51,7 @@ import {
   DISTRIBUTION_MIGRATIONS,
   distributionMigrationsTableStatement,
 } from './distribution-migrations.js';
+import { rateSlot } from './distribution-sqlite.js';
 import { StoreConflictError, StoreNotFoundError } from './errors.js';
 import { POSTGRES_DIALECT } from './migrations.js';
 import { MIGRATION_LOCK_KEY } from './postgres.js';
@@ -82,7 +88,6 @@ const CAMPAIGN_COLUMNS: Record<string, string> = {
   scheduledAt: 'scheduled_at',
   startedAt: 'started_at',
   finishedAt: 'finished_at',
-  cursor: 'cursor',
   ratePerMinute: 'rate_per_minute',
 };
 
@@ -475,10 +480,7 @@ export class PostgresDistributionStore implements DistributionStore {
   async updateCampaign(
     id: number,
     changes: Partial<
-      Pick<
-        Campaign,
-        'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'cursor' | 'ratePerMinute'
-      >
+      Pick<Campaign, 'status' | 'scheduledAt' | 'startedAt' | 'finishedAt' | 'ratePerMinute'>
     >,
   ): Promise<void> {
     const sets: string[] = [];
@@ -528,6 +530,111 @@ export class PostgresDistributionStore implements DistributionStore {
     return rows.map(toCampaign);
   }
 
+  async claimCampaignBatch(
+    campaignId: number,
+    owner: string,
+    options: { limit: number; leaseMs: number; now?: Date },
+  ): Promise<CampaignBatch | undefined> {
+    const now = (options.now ?? new Date()).getTime();
+    const leaseUntil = now + options.leaseMs;
+    return this.transaction(async (client) => {
+      const campaign = (
+        await client.query<Row>(
+          `SELECT list_id, cursor, rate_per_minute, rate_slot FROM campaigns WHERE id = $1
+           FOR UPDATE`,
+          [campaignId],
+        )
+      ).rows[0];
+      if (!campaign) return undefined;
+      const listId = Number(campaign.list_id);
+      const batch =
+        (await takeOverExpiredBatch(client, campaignId, listId, owner, now, leaseUntil)) ??
+        (await claimNextRange(client, campaignId, listId, Number(campaign.cursor), owner, {
+          limit: options.limit,
+          now,
+          leaseUntil,
+        }));
+      if (batch === undefined) return undefined;
+      const slot = rateSlot(campaign, batch.subscribers.length, now);
+      if (slot.next !== null) {
+        await client.query('UPDATE campaigns SET rate_slot = $1 WHERE id = $2', [
+          slot.next,
+          campaignId,
+        ]);
+      }
+      return { campaignId, ...batch, startAt: new Date(slot.start) };
+    });
+  }
+
+  async renewCampaignBatches(
+    campaignId: number,
+    owner: string,
+    leaseMs: number,
+    now: Date = new Date(),
+  ): Promise<Set<number>> {
+    const rows = await this.rows(
+      `UPDATE campaign_batches SET lease_until = $1
+       WHERE campaign_id = $2 AND owner = $3 AND done = 0 RETURNING after_id`,
+      [now.getTime() + leaseMs, campaignId, owner],
+    );
+    return new Set(rows.map((row) => Number(row.after_id)));
+  }
+
+  async recordBatch(
+    campaignId: number,
+    recipients: CampaignRecipient[],
+    claim: BatchClaim,
+  ): Promise<boolean> {
+    return this.transaction(async (client) => {
+      // A sender that took the batch over meanwhile owns it now; this sender records nothing.
+      const done = await client.query(
+        `UPDATE campaign_batches SET done = 1
+         WHERE campaign_id = $1 AND after_id = $2 AND owner = $3 AND done = 0`,
+        [campaignId, claim.afterId, claim.owner],
+      );
+      if (done.rowCount !== 1) return false;
+      await recordNewRecipients(client, campaignId, recipients);
+      return true;
+    });
+  }
+
+  async finishCampaign(campaignId: number, now: Date = new Date()): Promise<boolean> {
+    return this.transaction(async (client) => {
+      // Taking the row lock first makes the UPDATE below read the batches of every claim that
+      // committed before it. Without it, a claim that committed while the UPDATE waited for
+      // the row would be rechecked against the old snapshot, where its batch is not visible.
+      await client.query('SELECT id FROM campaigns WHERE id = $1 FOR UPDATE', [campaignId]);
+      const result = await client.query(
+        `UPDATE campaigns SET status = 'sent', finished_at = $1
+         WHERE id = $2 AND status = 'sending'
+           AND NOT EXISTS (SELECT 1 FROM campaign_batches b
+             WHERE b.campaign_id = campaigns.id AND b.done = 0)
+           AND NOT EXISTS (SELECT 1 FROM subscribers s
+             WHERE s.list_id = campaigns.list_id AND s.id > campaigns.cursor
+               AND s.status = 'subscribed')`,
+        [now.getTime(), campaignId],
+      );
+      return result.rowCount === 1;
+    });
+  }
+
+  async countUnsent(campaignId: number): Promise<number> {
+    const row = await this.one(
+      `SELECT
+         (SELECT COUNT(*) FROM subscribers s
+           WHERE s.list_id = c.list_id AND s.id > c.cursor AND s.status = 'subscribed')
+         + (SELECT COUNT(*) FROM campaign_batches b
+             JOIN subscribers s
+               ON s.list_id = c.list_id AND s.id > b.after_id AND s.id <= b.last_id
+             WHERE b.campaign_id = c.id AND b.done = 0 AND s.status = 'subscribed'
+               AND NOT EXISTS (SELECT 1 FROM campaign_recipients r
+                 WHERE r.campaign_id = c.id AND r.subscriber_id = s.id)) AS n
+       FROM campaigns c WHERE c.id = $1`,
+      [campaignId],
+    );
+    return row ? Number(row.n) : 0;
+  }
+
   // Recipients and events.
 
   async recordRecipients(
@@ -536,11 +643,7 @@ export class PostgresDistributionStore implements DistributionStore {
     cursor: number,
   ): Promise<void> {
     await this.transaction(async (client) => {
-      const now = Date.now();
-      const inserted = await insertRecipients(client, campaignId, recipients, now);
-      // One event per row inserted, in input order; a recipient already recorded gets none.
-      const events = recipients.filter((recipient) => inserted.delete(recipient.subscriberId));
-      await insertEvents(client, campaignId, events, now);
+      await recordNewRecipients(client, campaignId, recipients);
       await client.query('UPDATE campaigns SET cursor = GREATEST(cursor, $1) WHERE id = $2', [
         cursor,
         campaignId,
@@ -774,6 +877,85 @@ async function insertSubscribers(
     inserted.delete(key);
     return id ?? null;
   });
+}
+
+/**
+ * Takes over the first unfinished batch whose lease has expired, if any. FOR UPDATE rechecks
+ * the row once a concurrent renewal or record commits, so a batch renewed or recorded in the
+ * meantime is skipped instead of taken.
+ */
+async function takeOverExpiredBatch(
+  client: pg.PoolClient,
+  campaignId: number,
+  listId: number,
+  owner: string,
+  now: number,
+  leaseUntil: number,
+): Promise<Omit<CampaignBatch, 'campaignId' | 'startAt'> | undefined> {
+  const expired = (
+    await client.query<Row>(
+      `SELECT after_id, last_id FROM campaign_batches
+       WHERE campaign_id = $1 AND done = 0 AND lease_until < $2
+       ORDER BY after_id LIMIT 1 FOR UPDATE`,
+      [campaignId, now],
+    )
+  ).rows[0];
+  if (!expired) return undefined;
+  const afterId = Number(expired.after_id);
+  const lastId = Number(expired.last_id);
+  await client.query(
+    `UPDATE campaign_batches SET owner = $1, lease_until = $2
+     WHERE campaign_id = $3 AND after_id = $4`,
+    [owner, leaseUntil, campaignId, afterId],
+  );
+  const { rows } = await client.query<Row>(
+    `SELECT * FROM subscribers
+     WHERE list_id = $1 AND id > $2 AND id <= $3 AND status = 'subscribed' ORDER BY id`,
+    [listId, afterId, lastId],
+  );
+  return { afterId, lastId, subscribers: rows.map(toSubscriber), takenOver: true };
+}
+
+/** Claims the next `limit` subscribed subscribers after the cursor and moves the cursor. */
+async function claimNextRange(
+  client: pg.PoolClient,
+  campaignId: number,
+  listId: number,
+  cursor: number,
+  owner: string,
+  options: { limit: number; now: number; leaseUntil: number },
+): Promise<Omit<CampaignBatch, 'campaignId' | 'startAt'> | undefined> {
+  const { rows } = await client.query<Row>(
+    `SELECT * FROM subscribers WHERE list_id = $1 AND id > $2 AND status = 'subscribed'
+     ORDER BY id LIMIT $3`,
+    [listId, cursor, options.limit],
+  );
+  const subscribers = rows.map(toSubscriber);
+  const last = subscribers[subscribers.length - 1];
+  if (last === undefined) return undefined;
+  await client.query(
+    `INSERT INTO campaign_batches (campaign_id, after_id, last_id, owner, lease_until, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [campaignId, cursor, last.id, owner, options.leaseUntil, options.now],
+  );
+  await client.query('UPDATE campaigns SET cursor = $1 WHERE id = $2', [last.id, campaignId]);
+  return { afterId: cursor, lastId: last.id, subscribers, takenOver: false };
+}
+
+/**
+ * Inserts recipients not recorded yet, with one event each in input order; a recipient
+ * already recorded gets neither. Call inside a transaction.
+ */
+async function recordNewRecipients(
+  client: pg.PoolClient,
+  campaignId: number,
+  recipients: CampaignRecipient[],
+): Promise<void> {
+  const now = Date.now();
+  const inserted = await insertRecipients(client, campaignId, recipients, now);
+  // `delete` returns true once per inserted id, so a repeated recipient gets one event.
+  const events = recipients.filter((recipient) => inserted.delete(recipient.subscriberId));
+  await insertEvents(client, campaignId, events, now);
 }
 
 /** Inserts campaign recipients, skipping those already recorded; returns the new ones' ids. */

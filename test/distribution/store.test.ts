@@ -254,6 +254,90 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(93_000))).toBe(true);
   });
 
+  it('claims campaign batches under leases', async () => {
+    const org = await db.createOrganisation('A');
+    const list = await db.createList({ organisationId: org.id, name: 'L' });
+    const { ids } = await db.addSubscribers(
+      list.id,
+      Array.from({ length: 7 }, (_, i) => ({
+        address: `m${i}@example.net`,
+        status: i === 3 ? ('unsubscribed' as const) : ('subscribed' as const),
+      })),
+    );
+    const subscribed = ids.filter((_, i) => i !== 3) as number[];
+    const campaign = await db.createCampaign({
+      organisationId: org.id,
+      listId: list.id,
+      name: 'c',
+      fromAddress: 'n@club.example',
+      subject: 's',
+      html: 'h',
+      ratePerMinute: 60,
+    });
+    await db.updateCampaign(campaign.id, { status: 'sending' });
+    const now = new Date('2026-12-01T10:00:00Z');
+    const at = (ms: number) => new Date(now.getTime() + ms);
+    const options = { limit: 4, leaseMs: 60_000 };
+
+    const first = (await db.claimCampaignBatch(campaign.id, 'a', { ...options, now }))!;
+    expect(first.afterId).toBe(0);
+    expect(first.subscribers.map((s) => s.id)).toEqual(subscribed.slice(0, 4));
+    expect(first.lastId).toBe(subscribed[3]);
+    expect(first.takenOver).toBe(false);
+    expect(first.startAt).toEqual(now);
+    // At 60 per minute, four messages take four seconds, so the next batch starts after them.
+    const second = (await db.claimCampaignBatch(campaign.id, 'b', { ...options, now }))!;
+    expect(second.afterId).toBe(first.lastId);
+    expect(second.subscribers.map((s) => s.id)).toEqual(subscribed.slice(4));
+    expect(second.startAt).toEqual(at(4_000));
+    expect(await db.claimCampaignBatch(campaign.id, 'b', { ...options, now })).toBeUndefined();
+    expect((await db.getCampaign(campaign.id))!.cursor).toBe(second.lastId);
+    expect(await db.countUnsent(campaign.id)).toBe(6);
+
+    // b renews, a does not: a's batch is taken over once its lease runs out.
+    expect([...(await db.renewCampaignBatches(campaign.id, 'b', 60_000, at(50_000)))]).toEqual([
+      second.afterId,
+    ]);
+    const taken = (await db.claimCampaignBatch(campaign.id, 'b', { ...options, now: at(61_000) }))!;
+    expect(taken.takenOver).toBe(true);
+    expect(taken.afterId).toBe(first.afterId);
+    expect(taken.subscribers.map((s) => s.id)).toEqual(subscribed.slice(0, 4));
+    expect((await db.renewCampaignBatches(campaign.id, 'a', 60_000, at(61_000))).size).toBe(0);
+
+    const recipients = (batch: typeof first) =>
+      batch.subscribers.map((subscriber) => ({
+        campaignId: campaign.id,
+        subscriberId: subscriber.id,
+        address: subscriber.address,
+        status: 'queued' as const,
+        messageId: null,
+        detail: '',
+        updatedAt: new Date(),
+      }));
+    expect(await db.recordBatch(campaign.id, recipients(first), claimOfFirst('a'))).toBe(false);
+    expect(await db.countRecipients(campaign.id)).toMatchObject({ queued: 0 });
+    expect(await db.finishCampaign(campaign.id)).toBe(false);
+    expect(await db.recordBatch(campaign.id, recipients(taken), claimOfFirst('b'))).toBe(true);
+    expect(await db.countUnsent(campaign.id)).toBe(2);
+    expect(
+      await db.recordBatch(campaign.id, recipients(second), {
+        afterId: second.afterId,
+        owner: 'b',
+      }),
+    ).toBe(true);
+    expect(await db.countUnsent(campaign.id)).toBe(0);
+    expect(await db.countRecipients(campaign.id)).toMatchObject({ queued: 6 });
+    expect(await db.finishCampaign(campaign.id, at(70_000))).toBe(true);
+    expect(await db.finishCampaign(campaign.id, at(71_000))).toBe(false);
+    const finished = (await db.getCampaign(campaign.id))!;
+    expect(finished.status).toBe('sent');
+    expect(finished.finishedAt).toEqual(at(70_000));
+
+    function claimOfFirst(owner: string) {
+      return { afterId: first.afterId, owner };
+    }
+  });
+
   it('inserts large imports across chunks', async () => {
     const org = await db.createOrganisation('A');
     const list = await db.createList({ organisationId: org.id, name: 'L' });
@@ -528,6 +612,60 @@ describe('PostgreSQL distribution store across connections', () => {
         );
         expect(won.filter(Boolean)).toHaveLength(1);
       }
+    } finally {
+      await close();
+    }
+  });
+
+  it('claims disjoint batches from four nodes', async () => {
+    const { nodes, close } = await openNodes(4);
+    try {
+      const org = await nodes[0]!.createOrganisation('A');
+      const list = await nodes[0]!.createList({ organisationId: org.id, name: 'L' });
+      const { ids } = await nodes[0]!.addSubscribers(
+        list.id,
+        Array.from({ length: 300 }, (_, i) => ({ address: `m${i}@example.net` })),
+      );
+      const campaign = await nodes[0]!.createCampaign({
+        organisationId: org.id,
+        listId: list.id,
+        name: 'c',
+        fromAddress: 'n@club.example',
+        subject: 's',
+        html: 'h',
+      });
+      await nodes[0]!.updateCampaign(campaign.id, { status: 'sending' });
+      // Every node claims and records batches of 7 until none is left, all at the same time.
+      const claimed = await Promise.all(
+        nodes.map(async (node, index) => {
+          const owner = `node${index}`;
+          const got: number[] = [];
+          for (;;) {
+            const batch = await node.claimCampaignBatch(campaign.id, owner, {
+              limit: 7,
+              leaseMs: 60_000,
+            });
+            if (batch === undefined) return got;
+            got.push(...batch.subscribers.map((subscriber) => subscriber.id));
+            const recipients = batch.subscribers.map((subscriber) => ({
+              campaignId: campaign.id,
+              subscriberId: subscriber.id,
+              address: subscriber.address,
+              status: 'queued' as const,
+              messageId: null,
+              detail: '',
+              updatedAt: new Date(),
+            }));
+            expect(
+              await node.recordBatch(campaign.id, recipients, { afterId: batch.afterId, owner }),
+            ).toBe(true);
+          }
+        }),
+      );
+      expect(claimed.flat().sort((a, b) => a - b)).toEqual(ids);
+      const finished = await Promise.all(nodes.map((node) => node.finishCampaign(campaign.id)));
+      expect(finished.filter(Boolean)).toHaveLength(1);
+      expect((await nodes[1]!.countRecipients(campaign.id)).queued).toBe(300);
     } finally {
       await close();
     }
