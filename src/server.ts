@@ -20,10 +20,7 @@ import type { HeraldConfig } from './config/settings.js';
 import { startDeliveryWorkers } from './delivery/worker.js';
 import { createSigningPool } from './dkim/index.js';
 import { startDistribution, type DistributionRuntime } from './distribution/runtime.js';
-import {
-  DEFAULT_DISTRIBUTION_SETTINGS,
-  distributionSettingsFromEnv,
-} from './distribution/settings.js';
+import { distributionSettings } from './distribution/settings.js';
 import { createCheckLookups } from './dns/check.js';
 import { createResolver } from './dns/index.js';
 import { DkimKeyring, type KeyringLoadError } from './domains/keyring.js';
@@ -89,7 +86,7 @@ export async function startServer(
   // Signing runs on worker threads, so submission and campaigns use every core.
   const signer = createSigningPool();
   started.push(() => signer.close());
-  const distribution = await startDistributionIfSupported(
+  const distribution = await startCampaigns(
     config,
     store,
     dkimKeys,
@@ -97,7 +94,7 @@ export async function startServer(
     () => delivery.notify(),
     logger,
   ).catch(undo);
-  if (distribution) started.push(() => distribution.close());
+  started.push(() => distribution.close());
 
   const smtp = await startSmtpListeners({
     store,
@@ -247,33 +244,24 @@ async function readSrsSecrets(path: string): Promise<string[] | undefined> {
 }
 
 /**
- * Starts lists and campaigns on the SQLite store. The distribution tables have no PostgreSQL
- * backend yet, so a server on PostgreSQL relays and forwards but does not run campaigns.
+ * Starts lists and campaigns on the mail store's database, SQLite or PostgreSQL. With
+ * PostgreSQL every node runs the campaign scheduler on the shared tables.
  */
-async function startDistributionIfSupported(
+async function startCampaigns(
   config: HeraldConfig,
   store: Store,
   keys: DkimKeyring,
   signer: ReturnType<typeof createSigningPool>,
   notify: () => void,
   logger: Logger,
-): Promise<DistributionRuntime | undefined> {
-  if (/^postgres(ql)?:\/\//i.test(config.store.url)) {
-    logger.warn('distribution is not available on PostgreSQL yet: campaigns are disabled');
-    return undefined;
-  }
+): Promise<DistributionRuntime> {
   return startDistribution({
     store,
     storeUrl: config.store.url,
     keys,
     signer,
     notify,
-    // Unsubscribe links point at this server's HTTP listener unless the environment names the
-    // public URL that subscribers reach (a reverse proxy with HTTPS, in production).
-    settings: distributionSettingsFromEnv(process.env, {
-      ...DEFAULT_DISTRIBUTION_SETTINGS,
-      publicUrl: `http://${config.http.host}:${config.http.port}`,
-    }),
+    settings: distributionSettings(config.distribution),
     logger: logger.child({ component: 'distribution' }),
   });
 }

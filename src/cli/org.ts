@@ -8,6 +8,7 @@
  */
 import type { Command } from 'commander';
 
+import type { HeraldConfig } from '../config/settings.js';
 import type { CampaignSender } from '../distribution/sender.js';
 import type { DistributionService } from '../distribution/service.js';
 import type { DistributionStore, Organisation } from '../distribution/types.js';
@@ -33,7 +34,7 @@ export async function withDistribution<T>(
 ): Promise<T> {
   const { loadConfig } = await import('../config/load.js');
   const { openStore } = await import('../store/index.js');
-  const { openSqliteDistributionStore } = await import('../store/distribution-sqlite.js');
+  const { openDistributionStore } = await import('../store/distribution-index.js');
   const { DistributionService } = await import('../distribution/service.js');
 
   let config;
@@ -42,17 +43,18 @@ export async function withDistribution<T>(
   } catch (error) {
     throw new CliError((error as Error).message, EXIT_USAGE);
   }
-  const path = sqlitePath(config.store.url);
   const store = await openStore({ url: config.store.url });
-  const distribution = await openSqliteDistributionStore(path).catch(async (error: unknown) => {
-    await store.close();
-    throw error;
-  });
+  const distribution = await openDistributionStore(config.store.url).catch(
+    async (error: unknown) => {
+      await store.close();
+      throw error;
+    },
+  );
   const closers: (() => Promise<void>)[] = [];
   try {
     let sender;
     if (options.withSender) {
-      const built = await buildSender(store, distribution);
+      const built = await buildSender(store, distribution, config.distribution);
       sender = built.sender;
       closers.push(built.close);
     }
@@ -67,12 +69,16 @@ export async function withDistribution<T>(
   }
 }
 
-async function buildSender(store: Store, distribution: DistributionStore) {
+async function buildSender(
+  store: Store,
+  distribution: DistributionStore,
+  config: HeraldConfig['distribution'],
+) {
   const { DkimKeyring } = await import('../domains/keyring.js');
   const { createSigningPool } = await import('../dkim/index.js');
   const { CampaignSender } = await import('../distribution/sender.js');
   const { FeedbackRecorder } = await import('../distribution/feedback.js');
-  const { distributionSettingsFromEnv } = await import('../distribution/settings.js');
+  const { distributionSettings } = await import('../distribution/settings.js');
 
   const { keyring, errors } = await DkimKeyring.load(store);
   for (const error of errors) {
@@ -80,7 +86,7 @@ async function buildSender(store: Store, distribution: DistributionStore) {
       `herald: DKIM key ${error.selector}._domainkey.${error.domain} not loaded: ${error.error.message}\n`,
     );
   }
-  const settings = distributionSettingsFromEnv(process.env);
+  const settings = distributionSettings(config);
   const pool = createSigningPool();
   const sender = new CampaignSender({
     store,
@@ -91,14 +97,6 @@ async function buildSender(store: Store, distribution: DistributionStore) {
     recorder: new FeedbackRecorder(distribution, settings.softBounceThreshold),
   });
   return { sender, close: () => pool.close() };
-}
-
-/** Returns the SQLite file path of `store.url`, because the distribution store has no PostgreSQL backend yet. */
-function sqlitePath(url: string): string {
-  if (/^postgres(ql)?:\/\//i.test(url)) {
-    throw new CliError('store.url: the distribution store needs SQLite for now', EXIT_USAGE);
-  }
-  return url.replace(/^sqlite:(\/\/)?/i, '');
 }
 
 /** Maps service errors to exit codes: bad input 2, missing or conflicting 1. */

@@ -1,11 +1,12 @@
 /**
  * Everything the server needs to run distribution, built in one call: the distribution store
- * on the mail store's SQLite file, the campaign sender, the service for the API and admin
- * pages, the inbound handler for bounce, unsubscribe and complaint addresses, and the
- * scheduler that starts and resumes campaigns. `close()` stops the scheduler after the batch
- * in flight and closes the distribution store; the caller owns the mail store and the pool.
+ * on the mail store's database (SQLite or PostgreSQL), the campaign sender, the service for
+ * the API and admin pages, the inbound handler for bounce, unsubscribe and complaint
+ * addresses, and the scheduler that starts and resumes campaigns. `close()` stops the
+ * scheduler after the batch in flight and closes the distribution store; the caller owns the
+ * mail store and the pool.
  */
-import { openSqliteDistributionStore } from '../store/distribution-sqlite.js';
+import { openDistributionStore } from '../store/distribution-index.js';
 import type { Store } from '../store/types.js';
 import { FeedbackRecorder } from './feedback.js';
 import { DistributionInbound } from './inbound.js';
@@ -22,7 +23,7 @@ import type { DistributionStore } from './types.js';
 
 export interface DistributionRuntimeOptions {
   store: Store;
-  /** `store.url` of the configuration; only SQLite is supported so far. */
+  /** `store.url` of the configuration: the distribution store opens the same database. */
   storeUrl: string;
   /** The DKIM keyring. */
   keys: SigningKeySource;
@@ -49,14 +50,7 @@ export interface DistributionRuntime {
 export async function startDistribution(
   options: DistributionRuntimeOptions,
 ): Promise<DistributionRuntime> {
-  if (/^postgres(ql)?:\/\//i.test(options.storeUrl)) {
-    throw new Error(
-      'store.url: distribution needs the SQLite store until the PostgreSQL backend has its tables',
-    );
-  }
-  const distribution = await openSqliteDistributionStore(
-    options.storeUrl.replace(/^sqlite:(\/\/)?/i, ''),
-  );
+  const distribution = await openDistributionStore(options.storeUrl);
   const settings = options.settings ?? DEFAULT_DISTRIBUTION_SETTINGS;
   const recorder = new FeedbackRecorder(distribution, settings.softBounceThreshold);
   const sender = new CampaignSender({

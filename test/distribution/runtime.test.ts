@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { startDistribution } from '../../src/distribution/runtime.js';
 import { ADMIN } from '../../src/distribution/service.js';
 import { openStore } from '../../src/store/index.js';
+import { startPostgres } from '../helpers/postgres.js';
 
 describe('startDistribution', () => {
   it('opens on the mail store file and closes cleanly', async () => {
@@ -36,14 +37,27 @@ describe('startDistribution', () => {
     }
   });
 
-  it('rejects a PostgreSQL store', async () => {
-    await expect(
-      startDistribution({
-        store: {} as never,
-        storeUrl: 'postgres://herald@db.example/herald',
+  it('opens on a PostgreSQL store', async () => {
+    const cluster = await startPostgres();
+    try {
+      const url = await cluster.createDatabase();
+      const store = await openStore({ url });
+      const runtime = await startDistribution({
+        store,
+        storeUrl: url,
         keys: { signaturesFor: () => [] },
         signer: { signBatch: (messages) => Promise.resolve([...messages]) },
-      }),
-    ).rejects.toThrow(/SQLite/);
-  });
+      });
+      const organisation = await runtime.service.createOrganisation(ADMIN, 'Club');
+      expect(await runtime.distribution.getOrganisation(organisation.id)).toMatchObject({
+        name: 'Club',
+      });
+      await runtime.close();
+      await store.close();
+      const { rows } = await cluster.query('SELECT name FROM organisations', [], url);
+      expect(rows).toEqual([{ name: 'Club' }]);
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
 });
