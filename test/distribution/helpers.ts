@@ -1,7 +1,8 @@
 /**
  * Shared set-up for the distribution integration tests: a mail store and distribution store on
- * one SQLite file in a temporary directory, an organisation owning a hosted domain with an
- * RSA-2048 DKIM key published in a loopback DNS server, and dkimpy as the independent verifier.
+ * one SQLite file in a temporary directory or on the PostgreSQL database `storeUrl` names, an
+ * organisation owning a hosted domain with an RSA-2048 DKIM key published in a loopback DNS
+ * server, and dkimpy as the independent verifier.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,26 +11,29 @@ import path from 'node:path';
 
 import { dkimRecordValue, generateKeyPair, type SignatureOptions } from '../../src/dkim/index.js';
 import { FeedbackRecorder } from '../../src/distribution/feedback.js';
-import { CampaignSender, type BatchSigner } from '../../src/distribution/sender.js';
+import {
+  CampaignSender,
+  type BatchSigner,
+  type SigningKeySource,
+} from '../../src/distribution/sender.js';
 import { DistributionService, ADMIN } from '../../src/distribution/service.js';
 import {
   DEFAULT_DISTRIBUTION_SETTINGS,
   type DistributionSettings,
 } from '../../src/distribution/settings.js';
-import type { Organisation } from '../../src/distribution/types.js';
+import type { DistributionStore, Organisation } from '../../src/distribution/types.js';
+import { openDistributionStore } from '../../src/store/distribution-index.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types.js';
-import {
-  openSqliteDistributionStore,
-  type SqliteDistributionStore,
-} from '../../src/store/distribution-sqlite.js';
 
 export interface DistributionHarness {
   dir: string;
   store: Store;
-  distribution: SqliteDistributionStore;
+  distribution: DistributionStore;
   service: DistributionService;
   sender: CampaignSender;
+  /** The DKIM key of `domain`, for a second sender on the same database. */
+  keys: SigningKeySource;
   recorder: FeedbackRecorder;
   settings: DistributionSettings;
   organisation: Organisation;
@@ -45,18 +49,20 @@ export async function startHarness(options: {
   domain?: string;
   settings?: Partial<DistributionSettings>;
   notify?: () => void;
+  /** `store.url` of an empty database (PostgreSQL); a SQLite file in `dir` when omitted. */
+  storeUrl?: string;
 }): Promise<DistributionHarness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'herald-distribution-'));
-  const file = path.join(dir, 'herald.db');
-  const store = await openStore({ url: `sqlite:${file}` });
-  const distribution = await openSqliteDistributionStore(file);
+  const url = options.storeUrl ?? `sqlite:${path.join(dir, 'herald.db')}`;
+  const store = await openStore({ url });
+  const distribution = await openDistributionStore(url);
   const domain = options.domain ?? 'news.test';
   const selector = 'h20261203r';
 
   await store.addDomain(domain);
   const { privateKey } = await generateKeyPair({ algorithm: 'rsa', bits: 2048 });
   const signatures: SignatureOptions[] = [{ domain, selector, privateKey }];
-  const keys = {
+  const keys: SigningKeySource = {
     signaturesFor: (name: string) => (name.toLowerCase() === domain ? signatures : []),
   };
 
@@ -81,6 +87,7 @@ export async function startHarness(options: {
     distribution,
     service,
     sender,
+    keys,
     recorder,
     settings,
     organisation,
