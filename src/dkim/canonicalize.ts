@@ -76,7 +76,8 @@ export function writeRelaxedHeader(raw: Buffer, output: Buffer, offset: number):
 /**
  * Streams a body through simple or relaxed canonicalization (sections 3.4.3 and 3.4.4). Empty
  * lines at the end are held back until content follows them, so they vanish when none does.
- * The input must use CRLF line endings.
+ * The input of `update` must use CRLF line endings; `updateCheckingLineEndings` takes input
+ * that may not, and stops at the first bare LF.
  */
 export class BodyCanonicalizer {
   /** CRLFs seen but not yet written: they may be trailing empty lines. */
@@ -85,6 +86,10 @@ export class BodyCanonicalizer {
   /** The bytes cut from the end of the previous chunk (at most a space and a CR). */
   private carry: Buffer = EMPTY;
   private finished = false;
+  /** True inside `updateCheckingLineEndings`: a bare LF then stops the pass. */
+  private checkingLineEndings = false;
+  /** True once `updateCheckingLineEndings` has found a bare LF; the output is then incomplete. */
+  private foundBareLf = false;
 
   constructor(
     private readonly method: Canonicalization,
@@ -92,11 +97,33 @@ export class BodyCanonicalizer {
   ) {}
 
   update(input: Buffer): void {
-    if (input.length === 0) return;
+    if (input.length === 0 || this.foundBareLf) return;
     const chunk = this.carry.length === 0 ? input : Buffer.concat([this.carry, input]);
+    // An LF at the start of a chunk follows the previous chunk's last byte, which was not a CR
+    // (a final CR is carried into this chunk), or the LF of the blank line before the body.
+    if (this.checkingLineEndings && chunk[0] === LF) {
+      this.foundBareLf = true;
+      return;
+    }
     const end = this.cutTail(chunk);
-    if (this.method === 'simple') this.writeSegment(chunk, 0, end);
+    if (this.method === 'simple') this.writeSimple(chunk, end);
     else this.writeRelaxed(chunk, end);
+  }
+
+  /**
+   * Adds a chunk whose line endings are unknown, in one pass with the canonicalization.
+   * Returns false, and writes nothing more from then on, when the body so far contains an LF
+   * that no CR precedes: the caller then starts again on the body converted with `toCrlf`. The
+   * first chunk must start the body, so an LF at its start counts as bare.
+   */
+  updateCheckingLineEndings(input: Buffer): boolean {
+    this.checkingLineEndings = true;
+    try {
+      this.update(input);
+    } finally {
+      this.checkingLineEndings = false;
+    }
+    return !this.foundBareLf;
   }
 
   /** Writes the final CRLF (and, for simple, the CRLF of an empty body). Call once. */
@@ -132,32 +159,92 @@ export class BodyCanonicalizer {
     return wspStart;
   }
 
-  /** Relaxed: writes clean stretches whole and rewrites each WSP run that needs it. */
+  private writeSimple(chunk: Buffer, end: number): void {
+    if (this.checkingLineEndings) {
+      const loaded = end >= WASM_THRESHOLD ? loadChunk(chunk, end) : null;
+      const bareLf =
+        loaded === null ? findBareLf(chunk, end) !== -1 : loaded.findBareLf(0, end) !== -1;
+      if (bareLf) {
+        this.foundBareLf = true;
+        return;
+      }
+    }
+    this.writeSegment(chunk, 0, end);
+  }
+
+  /**
+   * Relaxed: writes clean stretches whole and rewrites each WSP run that needs it. The
+   * WebAssembly scan finds the runs and, in the same pass, the bare LFs.
+   */
   private writeRelaxed(chunk: Buffer, end: number): void {
     // Small chunks are not worth the copy into WebAssembly memory.
     const loaded = end >= WASM_THRESHOLD ? loadChunk(chunk, end) : null;
+    if (loaded === null) {
+      this.writeRelaxedInJs(chunk, end);
+      return;
+    }
     let position = 0;
-    let nextTab = loaded === null ? -2 : -1;
+    let from = 0;
+    while (from < end) {
+      const match = loaded.scan(from, end);
+      if (match === -1) break;
+      const byte = chunk[match];
+      // The scan matches the byte before a bare LF too; `match + 1 < end` holds for those.
+      if (chunk[match + 1] === LF && byte !== CR) {
+        if (this.checkingLineEndings) {
+          this.foundBareLf = true;
+          return;
+        }
+        if (!isWsp(byte)) {
+          from = match + 1;
+          continue;
+        }
+      }
+      const runEnd = this.writeRun(chunk, position, match, end);
+      // An LF right after a run has WSP, not CR, before it; the scan resumes past it.
+      if (this.checkingLineEndings && runEnd < end && chunk[runEnd] === LF) {
+        this.foundBareLf = true;
+        return;
+      }
+      position = runEnd;
+      from = runEnd;
+    }
+    this.writeSegment(chunk, position, end);
+  }
+
+  /** The relaxed pass without WebAssembly: `indexOf` for tabs and a loop for spaces. */
+  private writeRelaxedInJs(chunk: Buffer, end: number): void {
+    if (this.checkingLineEndings && findBareLf(chunk, end) !== -1) {
+      this.foundBareLf = true;
+      return;
+    }
+    let position = 0;
+    let nextTab = -2;
     let nextSpace = -2;
     while (position < end) {
       if (nextTab !== -1 && nextTab < position) nextTab = chunk.indexOf(HTAB, position);
-      if (nextSpace !== -1 && nextSpace < position) {
-        // The WebAssembly scan finds tabs as well, so `nextTab` stays -1 with it.
-        nextSpace =
-          loaded === null ? findSpaceProblem(chunk, position, end) : loaded.scan(position, end);
-      }
+      if (nextSpace !== -1 && nextSpace < position)
+        nextSpace = findSpaceProblem(chunk, position, end);
       const problem = earliest(nextTab, nextSpace, end);
       if (problem === -1) break;
-      let runStart = problem;
-      while (runStart > position && isWsp(chunk[runStart - 1])) runStart--;
-      let runEnd = problem;
-      while (runEnd < end && isWsp(chunk[runEnd])) runEnd++;
-      this.writeSegment(chunk, position, runStart);
-      const trailing = chunk[runEnd] === CR && chunk[runEnd + 1] === LF && runEnd + 1 < end;
-      if (!trailing) this.writeSegment(SPACE, 0, 1);
-      position = runEnd;
+      position = this.writeRun(chunk, position, problem, end);
     }
     this.writeSegment(chunk, position, end);
+  }
+
+  /**
+   * Writes `chunk[position, ...)` up to the WSP run around `at`, then the run as one SP unless a
+   * CRLF follows it (section 3.4.4 steps a and b). Returns the offset after the run.
+   */
+  private writeRun(chunk: Buffer, position: number, at: number, end: number): number {
+    let runStart = at;
+    while (runStart > position && isWsp(chunk[runStart - 1])) runStart--;
+    let runEnd = at;
+    while (runEnd < end && isWsp(chunk[runEnd])) runEnd++;
+    this.writeSegment(chunk, position, runStart);
+    const trailing = chunk[runEnd] === CR && chunk[runEnd + 1] === LF && runEnd + 1 < end;
+    if (!trailing) this.writeSegment(SPACE, 0, 1);
+    return runEnd;
   }
 
   /** Writes `chunk[start, end)`, holding back the CRLFs at its end. */
@@ -201,6 +288,18 @@ function earliest(a: number, b: number, end: number): number {
   if (aValid && bValid) return Math.min(a, b);
   if (aValid) return a;
   return bValid ? b : -1;
+}
+
+/**
+ * Returns the index of the first LF in `chunk[1, end)` that no CR precedes, or -1. The byte
+ * before the chunk is not known here, so an LF at index 0 is the caller's to check.
+ */
+export function findBareLf(chunk: Buffer, end: number): number {
+  for (let index = chunk.indexOf(LF, 1); index !== -1 && index < end;) {
+    if (chunk[index - 1] !== CR) return index;
+    index = chunk.indexOf(LF, index + 1);
+  }
+  return -1;
 }
 
 /**
