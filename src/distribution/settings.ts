@@ -1,8 +1,9 @@
 /**
- * Settings of the distribution module. Each has a default that works on one machine.
- * NOTE: these are not yet rows of the configuration table in `src/config/`; callers pass
- * them in, and the CLI reads them from `HERALD_DISTRIBUTION_...` environment variables.
+ * Settings of the distribution module, as the sender and the inbound handler take them. The
+ * server and the CLI build them from the `distribution.*` rows of the configuration table;
+ * tests start from the defaults, which match that table's.
  */
+import type { HeraldConfig } from '../config/settings.js';
 import type { DomainRule } from './throttle.js';
 import { DEFAULT_RETURN_ADDRESSES, type ReturnAddresses } from './tokens.js';
 
@@ -36,58 +37,18 @@ export const DEFAULT_DISTRIBUTION_SETTINGS: DistributionSettings = {
   domainRules: [],
 };
 
-/** Reads overrides from the environment: `HERALD_DISTRIBUTION_PUBLIC_URL` and friends. */
-export function distributionSettingsFromEnv(
-  env: NodeJS.ProcessEnv,
-  base: DistributionSettings = DEFAULT_DISTRIBUTION_SETTINGS,
-): DistributionSettings {
-  const settings = { ...base };
-  if (env.HERALD_DISTRIBUTION_PUBLIC_URL) settings.publicUrl = env.HERALD_DISTRIBUTION_PUBLIC_URL;
-  const batch = Number(env.HERALD_DISTRIBUTION_BATCH_SIZE);
-  if (Number.isInteger(batch) && batch > 0) settings.batchSize = batch;
-  const lease = Number(env.HERALD_DISTRIBUTION_BATCH_LEASE_MS);
-  if (Number.isInteger(lease) && lease > 0) settings.batchLeaseMs = lease;
-  const threshold = Number(env.HERALD_DISTRIBUTION_SOFT_BOUNCE_THRESHOLD);
-  if (Number.isInteger(threshold) && threshold > 0) settings.softBounceThreshold = threshold;
-  if (env.HERALD_DISTRIBUTION_DOMAIN_RULES) {
-    settings.domainRules = parseDomainRules(env.HERALD_DISTRIBUTION_DOMAIN_RULES);
-  }
-  return settings;
-}
-
-/**
- * Parses per-domain limits given as JSON, for example
- * `[{"domain": "*.gmail.com", "startPerMinute": 100, "maxPerMinute": 1000, "rampMinutes": 60}]`.
- */
-export function parseDomainRules(text: string): DomainRule[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new Error(
-      `HERALD_DISTRIBUTION_DOMAIN_RULES is not valid JSON: ${(error as Error).message}`,
-    );
-  }
-  if (!Array.isArray(value))
-    throw new Error('HERALD_DISTRIBUTION_DOMAIN_RULES must be a JSON array of rules');
-  return value.map((item: unknown, index) => {
-    const rule = item as Partial<Record<keyof DomainRule, unknown>>;
-    const valid =
-      typeof rule === 'object' &&
-      rule !== null &&
-      typeof rule.domain === 'string' &&
-      isRate(rule.maxPerMinute) &&
-      (rule.startPerMinute === undefined || isRate(rule.startPerMinute)) &&
-      (rule.rampMinutes === undefined || isRate(rule.rampMinutes));
-    if (!valid) {
-      throw new Error(
-        `HERALD_DISTRIBUTION_DOMAIN_RULES rule ${index}: expected {domain, maxPerMinute, startPerMinute?, rampMinutes?} with numbers >= 0`,
-      );
-    }
-    return rule as DomainRule;
-  });
-}
-
-function isRate(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+/** The distribution settings of a loaded configuration (`distribution.*` in the settings table). */
+export function distributionSettings(config: HeraldConfig['distribution']): DistributionSettings {
+  return {
+    publicUrl: config.publicUrl,
+    batchSize: config.batchSize,
+    batchLeaseMs: config.batchLease,
+    softBounceThreshold: config.softBounceThreshold,
+    complaintLocalPart: config.complaintLocalPart,
+    returnAddresses: {
+      bounceLocalPart: config.bounceLocalPart,
+      unsubscribeLocalPart: config.unsubscribeLocalPart,
+    },
+    domainRules: config.domainRules,
+  };
 }

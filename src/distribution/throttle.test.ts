@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
 import { computeProgress, formatProgressBar, RateMeter } from './progress.js';
-import { parseDomainRules } from './settings.js';
 import { DomainThrottle, rampedRate, TokenBucket } from './throttle.js';
 
 describe('TokenBucket', () => {
@@ -69,16 +68,5 @@ describe('progress', () => {
     for (let t = 0; t <= 10_000; t += 1000) meter.add(5, t);
     expect(meter.perSecond(10_000)).toBeCloseTo(5.5, 5);
     expect(meter.perSecond(100_000)).toBe(0);
-  });
-});
-
-describe('parseDomainRules', () => {
-  it('reads rules and rejects invalid ones', () => {
-    expect(
-      parseDomainRules('[{"domain": "*.example", "maxPerMinute": 600, "rampMinutes": 30}]'),
-    ).toEqual([{ domain: '*.example', maxPerMinute: 600, rampMinutes: 30 }]);
-    expect(() => parseDomainRules('{"domain": "x"}')).toThrow(/JSON array/);
-    expect(() => parseDomainRules('[{"domain": "x", "maxPerMinute": -1}]')).toThrow(/rule 0/);
-    expect(() => parseDomainRules('[nope')).toThrow(/not valid JSON/);
   });
 });
