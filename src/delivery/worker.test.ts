@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startDnsServer, type DnsServer } from '../../test/helpers/dns-server.js';
 import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
-import { Resolver } from '../dns/index.js';
+import { Resolver, type MailResolver } from '../dns/index.js';
 import { createLogger } from '../log/index.js';
 import { openStore } from '../store/index.js';
 import type { QueueEntry, Store } from '../store/types.js';
@@ -35,6 +35,8 @@ interface Harness {
   mx1: SmtpSink;
   mx2: SmtpSink;
   logLines: Array<Record<string, unknown>>;
+  /** Host names passed to `resolveAddresses`, in call order. */
+  addressLookups: string[];
   start(
     overrides?: Partial<DeliveryWorkerOptions['config']['delivery']>,
     workerStore?: Store,
@@ -60,13 +62,23 @@ beforeEach(async () => {
     },
   });
   const logger = createLogger({ level: 'info', destination });
-  const resolver = new Resolver({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+  const dnsResolver = new Resolver({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+  const addressLookups: string[] = [];
+  const resolver: MailResolver = {
+    resolveMx: (domain) => dnsResolver.resolveMx(domain),
+    resolveTxt: (name) => dnsResolver.resolveTxt(name),
+    resolveAddresses: (host) => {
+      addressLookups.push(host);
+      return dnsResolver.resolveAddresses(host);
+    },
+  };
   harness = {
     store,
     dns,
     mx1,
     mx2,
     logLines,
+    addressLookups,
     start(overrides = {}, workerStore = store) {
       const started = startDeliveryWorkers({
         store: workerStore,
@@ -288,6 +300,17 @@ describe('startDeliveryWorkers', () => {
     await harness.mx1.waitForMessages(6);
     await worker.idle();
     expect(harness.mx1.connections).toBe(1);
+  });
+
+  it('looks up an MX address once per claim', async () => {
+    for (let i = 0; i < 6; i++) await enqueue([`user${i}@single.test`]);
+    const worker = harness.start();
+    await harness.mx1.waitForMessages(6);
+    await worker.idle();
+    // The six entries are due together, so the first claim takes all of them.
+    expect(harness.addressLookups).toEqual(['mx1.example.test']);
+    const statuses = await harness.store.countByStatus();
+    expect(statuses.delivered).toBe(6);
   });
 
   it('spaces messages by the domain rate', async () => {

@@ -270,6 +270,9 @@ class DeliveryWorker {
     for (const entry of entries) this.inFlight.set(entry.id, entry);
     const bodies = new Map<string, Promise<Buffer | undefined>>();
     const lookups = new Map<string, Promise<MxHost[] | DnsError>>();
+    // One address lookup per MX host serves every transaction of this claim, as the MX lookup
+    // does per domain: without it a campaign costs one DNS query per message.
+    const addresses = new AddressLookups(this.resolver);
 
     for (const transaction of groupTransactions(entries)) {
       if (!bodies.has(transaction.messageId)) {
@@ -285,6 +288,7 @@ class DeliveryWorker {
         transaction,
         bodies.get(transaction.messageId)!,
         lookups.get(transaction.domain)!,
+        addresses,
       ).finally(() => {
         this.transactionsInFlight.delete(running);
         for (const entry of transaction.entries) this.inFlight.delete(entry.id);
@@ -305,6 +309,7 @@ class DeliveryWorker {
     transaction: Transaction,
     bodyPromise: Promise<Buffer | undefined>,
     mxPromise: Promise<MxHost[] | DnsError>,
+    addresses: AddressLookups,
   ): Promise<void> {
     // The domain's turn comes first, so transactions queued for a busy or rate-limited domain
     // do not hold global slots that other domains could use.
@@ -322,7 +327,7 @@ class DeliveryWorker {
       releaseSlot = await this.slots.acquire();
       const body = await bodyPromise;
       const results = body
-        ? await this.deliver(transaction, body, await mxPromise)
+        ? await this.deliver(transaction, body, await mxPromise, addresses)
         : transaction.entries.map((entry) => missingBody(entry));
       await this.applyResults(transaction, results, body);
     } catch (error) {
@@ -397,6 +402,7 @@ class DeliveryWorker {
     transaction: Transaction,
     body: Buffer,
     mx: MxHost[] | DnsError,
+    addresses: AddressLookups,
   ): Promise<EntryResult[]> {
     if (mx instanceof DnsError) {
       const verdict = decideDnsFailure(mx);
@@ -404,7 +410,7 @@ class DeliveryWorker {
       return transaction.entries.map((entry) => ({ entry, verdict, report }));
     }
 
-    const resolved = await this.resolveTargets(mx, transaction.messageId);
+    const resolved = await this.resolveTargets(mx, transaction.messageId, addresses);
     if (resolved.length === 0) {
       const verdict = decideHostLookupFailure(true);
       const names = mx.map((host) => host.exchange).join(', ');
@@ -511,10 +517,12 @@ class DeliveryWorker {
   }
 
   /** Resolves the MX hosts to addresses, in order, within the per-host and total limits. */
-  private async resolveTargets(hosts: MxHost[], queueId: string): Promise<MxTarget[]> {
-    const lookups = await Promise.allSettled(
-      hosts.map((host) => this.resolver.resolveAddresses(host.exchange)),
-    );
+  private async resolveTargets(
+    hosts: MxHost[],
+    queueId: string,
+    addresses: AddressLookups,
+  ): Promise<MxTarget[]> {
+    const lookups = await Promise.allSettled(hosts.map((host) => addresses.resolve(host.exchange)));
     const targets: MxTarget[] = [];
     lookups.forEach((lookup, index) => {
       const host = hosts[index]!.exchange;
@@ -634,6 +642,25 @@ class DeliveryWorker {
     } catch (error) {
       this.logger.warn({ err: error }, 'renewing delivery leases failed');
     }
+  }
+}
+
+/**
+ * Address lookups shared by the transactions of one claim: the first request for a host starts
+ * the query and later ones get the same promise, its rejection included.
+ */
+class AddressLookups {
+  private readonly pending = new Map<string, Promise<string[]>>();
+
+  constructor(private readonly resolver: MailResolver) {}
+
+  resolve(host: string): Promise<string[]> {
+    let lookup = this.pending.get(host);
+    if (lookup === undefined) {
+      lookup = handled(this.resolver.resolveAddresses(host));
+      this.pending.set(host, lookup);
+    }
+    return lookup;
   }
 }
 
