@@ -222,6 +222,7 @@ describe('distribution settings', () => {
       publicUrl: 'http://127.0.0.9:8181',
       batchSize: 500,
       batchLease: 60_000,
+      schedulerInterval: 5_000,
       softBounceThreshold: 3,
       complaintLocalPart: 'fbl',
       bounceLocalPart: 'bounces',

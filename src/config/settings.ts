@@ -62,6 +62,7 @@ export interface HeraldConfig {
     publicUrl: string;
     batchSize: number;
     batchLease: number;
+    schedulerInterval: number;
     softBounceThreshold: number;
     complaintLocalPart: string;
     bounceLocalPart: string;
@@ -443,6 +444,15 @@ export const SETTINGS: readonly Setting[] = [
     description:
       'How long a claimed campaign batch stays with its sender without renewal; the batches ' +
       'of a node that died are taken over by another node after this time.',
+  },
+  {
+    path: 'distribution.schedulerInterval',
+    kind: 'duration',
+    default: '5s',
+    min: 100,
+    description:
+      'How often each node looks for campaigns whose time has come, for campaigns another ' +
+      'node is sending (to share their batches), and for batches left by a node that died.',
   },
   {
     path: 'distribution.softBounceThreshold',

@@ -68,7 +68,12 @@ export async function startDistribution(
   const scheduler =
     options.schedule === false
       ? undefined
-      : startCampaignScheduler({ distribution, sender, logger: options.logger });
+      : startCampaignScheduler({
+          distribution,
+          sender,
+          logger: options.logger,
+          intervalMs: settings.schedulerIntervalMs,
+        });
   return {
     distribution,
     service,

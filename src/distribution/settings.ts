@@ -18,6 +18,8 @@ export interface DistributionSettings {
    * over once this has passed.
    */
   batchLeaseMs: number;
+  /** How often the campaign scheduler looks at the store, in milliseconds. */
+  schedulerIntervalMs: number;
   /** Soft bounces after which an address is suppressed. */
   softBounceThreshold: number;
   /** Local part of the address that receives ARF complaint reports at each sending domain. */
@@ -31,6 +33,7 @@ export const DEFAULT_DISTRIBUTION_SETTINGS: DistributionSettings = {
   publicUrl: 'http://127.0.0.1:8080',
   batchSize: 500,
   batchLeaseMs: 60_000,
+  schedulerIntervalMs: 5_000,
   softBounceThreshold: 3,
   complaintLocalPart: 'fbl',
   returnAddresses: DEFAULT_RETURN_ADDRESSES,
@@ -43,6 +46,7 @@ export function distributionSettings(config: HeraldConfig['distribution']): Dist
     publicUrl: config.publicUrl,
     batchSize: config.batchSize,
     batchLeaseMs: config.batchLease,
+    schedulerIntervalMs: config.schedulerInterval,
     softBounceThreshold: config.softBounceThreshold,
     complaintLocalPart: config.complaintLocalPart,
     returnAddresses: {
