@@ -1,8 +1,11 @@
 /**
  * The DKIM keys Herald signs with, parsed once into `KeyObject`s: parsing a PEM key costs more
- * than an RSA signature, so the submission path must never read key files per message. The
- * server reloads the keyring when domains or keys change (API calls, SIGHUP, a periodic check
- * that catches changes made with the CLI while the server runs).
+ * than an RSA signature, so the submission path must never read keys per message. The server
+ * reloads the keyring when domains or keys change (API calls, SIGHUP, a periodic check that
+ * catches changes made with the CLI or another node while the server runs).
+ *
+ * A key's PEM comes from the store, so every node on a shared database signs with keys that
+ * another node created. Rows created before the store kept the PEM have only their key file.
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -20,6 +23,7 @@ export interface DkimSigningKey {
 export interface KeyringLoadError {
   domain: string;
   selector: string;
+  /** The key's file, which is read only when the store has no PEM for the key. */
   path: string;
   error: Error;
 }
@@ -49,9 +53,9 @@ export class DkimKeyring {
   }
 
   /**
-   * Reads the active keys of every domain again and swaps them in at once. A key file that is
-   * missing or unreadable is left out and reported, so one broken domain does not stop the
-   * others from signing.
+   * Reads the active keys of every domain again and swaps them in at once. A key that neither
+   * the store nor its file has, or that does not parse, is left out and reported, so one broken
+   * domain does not stop the others from signing.
    */
   async reload(): Promise<KeyringLoadError[]> {
     const { rows, fingerprint } = await this.readRows();
@@ -60,7 +64,8 @@ export class DkimKeyring {
 
     for (const row of rows) {
       try {
-        const privateKey = createPrivateKey(await readFile(row.path));
+        const pem = (await this.store.getDkimPrivateKey(row.id)) ?? (await readFile(row.path));
+        const privateKey = createPrivateKey(pem);
         const keys = next.get(row.domain) ?? [];
         keys.push({
           domain: row.domain,
@@ -94,12 +99,18 @@ export class DkimKeyring {
   }
 
   private async readRows() {
-    const rows: { domain: string; selector: string; path: string; algorithm: DkimKeyAlgorithm }[] =
-      [];
+    const rows: {
+      id: number;
+      domain: string;
+      selector: string;
+      path: string;
+      algorithm: DkimKeyAlgorithm;
+    }[] = [];
     for (const domain of await this.store.listDomains()) {
       for (const key of await this.store.listDkimKeys(domain.id)) {
         if (key.status !== 'active') continue;
         rows.push({
+          id: key.id,
           domain: domain.name.toLowerCase(),
           selector: key.selector,
           path: key.privateKeyPath,

@@ -15,11 +15,14 @@
  * Delegated DKIM: the client publishes, once, a CNAME for each of four fixed selector names
  * (two slots per algorithm) pointing into a zone the provider runs. Rotation then alternates
  * between the slots and only the provider's zone changes, so no client action is needed.
+ *
+ * NOTE: rotation.json is kept per data directory, so nodes on a shared database each keep their
+ * own retirement times and delegation zone. Only the keys and their status are shared.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { dkimRecordValue, generateKeyPair, writePrivateKey } from '../dkim/index.js';
+import { dkimRecordValue, generateKeyPair } from '../dkim/index.js';
 import {
   checkRecord,
   type CheckLookups,
@@ -32,7 +35,7 @@ import type { DkimKeyAlgorithm, DkimKeyRecord, Domain } from '../store/types.js'
 import type { ManagementContext } from './context.js';
 import { ConflictError, InvalidInputError, NotFoundError, normaliseDomain } from './names.js';
 import { domainRecords } from './records.js';
-import { keyDirectory, keySelector } from './service.js';
+import { keyDirectory, keySelector, saveDkimKey } from './service.js';
 
 /** How long a retired key stays published after the switch, by default. */
 export const DEFAULT_GRACE_DAYS = 7;
@@ -112,6 +115,8 @@ async function writeState(
   state: RotationState,
 ): Promise<void> {
   const path = statePath(context, domain);
+  // A node other than the one that added the domain may have no key directory for it yet.
+  await mkdir(keyDirectory(context.dataDir, domain), { recursive: true, mode: 0o700 });
   await writeFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   await rename(`${path}.tmp`, path);
 }
@@ -172,21 +177,25 @@ async function createPendingKey(
   selector: string,
 ): Promise<DkimKeyRecord> {
   const directory = keyDirectory(context.dataDir, domain.name);
+  await mkdir(directory, { recursive: true, mode: 0o700 });
   const pair = await generateKeyPair({
     algorithm: kind.generate,
     ...(kind.generate === 'rsa' ? { bits: 2048 } : {}),
   });
   // A delegated slot is reused, so its file name carries the time to keep old keys apart.
   const privateKeyPath = join(directory, `${selector}-${Date.now().toString(36)}.pem`);
-  await writePrivateKey(privateKeyPath, pair.privateKey);
-  return context.store.addDkimKey({
-    domainId: domain.id,
-    selector,
-    algorithm: kind.algorithm,
-    privateKeyPath,
-    publicRecord: dkimRecordValue(pair.publicKey),
-    status: 'pending',
-  });
+  return saveDkimKey(
+    context,
+    {
+      domainId: domain.id,
+      selector,
+      algorithm: kind.algorithm,
+      privateKeyPath,
+      publicRecord: dkimRecordValue(pair.publicKey),
+      status: 'pending',
+    },
+    pair.privateKey,
+  );
 }
 
 /**

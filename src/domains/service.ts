@@ -3,6 +3,7 @@
  * credentials. The CLI and the REST API both call these functions, so validation, key
  * generation and password hashing happen in one place whichever way an operator comes in.
  */
+import type { KeyObject } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -13,6 +14,7 @@ import type {
   DkimKeyRecord,
   DmarcForwardPolicy,
   Domain,
+  NewDkimKey,
   Store,
 } from '../store/types.js';
 
@@ -52,8 +54,22 @@ export function keySelector(date: Date, suffix: string): string {
 }
 
 /**
- * Adds a hosted domain and generates its RSA-2048 and Ed25519 keys, written 0600 under the data
- * directory. When key generation fails the domain row is removed again, so a domain never
+ * Writes a new private key to its file (mode 0600) and adds the key's row with the PEM, so
+ * that a node with another data directory on the same database signs with it too.
+ */
+export async function saveDkimKey(
+  context: ServiceContext,
+  key: Omit<NewDkimKey, 'privateKeyPem'>,
+  privateKey: KeyObject,
+): Promise<DkimKeyRecord> {
+  await writePrivateKey(key.privateKeyPath, privateKey);
+  const privateKeyPem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  return context.store.addDkimKey({ ...key, privateKeyPem });
+}
+
+/**
+ * Adds a hosted domain and generates its RSA-2048 and Ed25519 keys, stored in the database and
+ * written 0600 under the data directory. When key generation fails the domain row is removed again, so a domain never
  * exists without keys.
  */
 export async function addDomain(
@@ -87,16 +103,19 @@ async function createKeys(context: ServiceContext, domain: Domain): Promise<Dkim
     const selector = keySelector(date, kind.suffix);
     const privateKeyPath = join(directory, `${selector}.pem`);
     const pair = await generateKeyPair({ algorithm: kind.algorithm, bits: kind.bits });
-    await writePrivateKey(privateKeyPath, pair.privateKey);
     records.push(
-      await context.store.addDkimKey({
-        domainId: domain.id,
-        selector,
-        algorithm: kind.record,
-        privateKeyPath,
-        publicRecord: dkimRecordValue(pair.publicKey),
-        status: 'active',
-      }),
+      await saveDkimKey(
+        context,
+        {
+          domainId: domain.id,
+          selector,
+          algorithm: kind.record,
+          privateKeyPath,
+          publicRecord: dkimRecordValue(pair.publicKey),
+          status: 'active',
+        },
+        pair.privateKey,
+      ),
     );
   }
   return records;
@@ -117,7 +136,10 @@ export async function getDomainDetails(context: ServiceContext, name: string) {
   return { domain, keys, aliases, credentials: credentials.map(publicCredential) };
 }
 
-/** Removes a domain, its rows (the store cascades) and its key files. */
+/**
+ * Removes a domain, its rows with the stored private keys (the store cascades) and its key files
+ * under this data directory. Key files that other nodes wrote stay on their machines.
+ */
 export async function removeDomain(context: ServiceContext, name: string): Promise<void> {
   const domain = await requireDomain(context, name);
   await context.store.removeDomain(domain.name);

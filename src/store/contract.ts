@@ -18,6 +18,26 @@ export interface OpenStore {
 
 const HOUR = 3_600_000;
 
+/** A PKCS#8 Ed25519 private key that signs nothing real; the store keeps its text as given. */
+const TEST_PEM = [
+  '-----BEGIN PRIVATE KEY-----',
+  'MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC',
+  '-----END PRIVATE KEY-----',
+  '',
+].join('\n');
+
+/** Every field of a `DkimKeyRecord`, sorted: a record with more would carry the private key. */
+const DKIM_RECORD_FIELDS = [
+  'algorithm',
+  'createdAt',
+  'domainId',
+  'id',
+  'privateKeyPath',
+  'publicRecord',
+  'selector',
+  'status',
+];
+
 function message(recipients: string[], body = 'Subject: t\r\n\r\nhello\r\n'): NewMessage {
   return {
     body: Buffer.from(body),
@@ -70,11 +90,12 @@ export function describeStoreContract(name: string, open: OpenStore): void {
     it('removing a domain removes its keys, aliases, credentials', async () => {
       const store = await openTracked();
       const domain = await store.addDomain('example.org');
-      await store.addDkimKey({
+      const key = await store.addDkimKey({
         domainId: domain.id,
         selector: 'h20261203r',
         algorithm: 'rsa-sha256',
         privateKeyPath: '/keys/example.org/h20261203r.pem',
+        privateKeyPem: TEST_PEM,
         publicRecord: 'v=DKIM1; k=rsa; p=AAAA',
         status: 'active',
       });
@@ -89,6 +110,7 @@ export function describeStoreContract(name: string, open: OpenStore): void {
       await store.removeDomain('example.org');
       const again = await store.addDomain('example.org');
       expect(await store.listDkimKeys(again.id)).toEqual([]);
+      expect(await store.getDkimPrivateKey(key.id)).toBeUndefined();
       expect(await store.listAliases(again.id)).toEqual([]);
       expect(await store.getCredential('u1')).toBeUndefined();
     });
@@ -101,6 +123,7 @@ export function describeStoreContract(name: string, open: OpenStore): void {
         selector: 'h20261203e',
         algorithm: 'ed25519-sha256',
         privateKeyPath: '/keys/e.pem',
+        privateKeyPem: null,
         publicRecord: 'v=DKIM1; k=ed25519; p=BBBB',
         status: 'pending',
       });
@@ -113,9 +136,56 @@ export function describeStoreContract(name: string, open: OpenStore): void {
         publicRecord: 'v=DKIM1; k=ed25519; p=BBBB',
         status: 'active',
       });
-      await expect(store.addDkimKey({ ...key, status: 'active' })).rejects.toBeInstanceOf(
-        StoreConflictError,
-      );
+      await expect(
+        store.addDkimKey({ ...key, privateKeyPem: null, status: 'active' }),
+      ).rejects.toBeInstanceOf(StoreConflictError);
+    });
+
+    it('DKIM private keys stay out of key records', async () => {
+      const store = await openTracked();
+      const domain = await store.addDomain('example.org');
+      const added = await store.addDkimKey({
+        domainId: domain.id,
+        selector: 'h20261204r',
+        algorithm: 'rsa-sha256',
+        privateKeyPath: '/keys/r.pem',
+        privateKeyPem: TEST_PEM,
+        publicRecord: 'v=DKIM1; k=rsa; p=CCCC',
+        status: 'active',
+      });
+      const listed = await store.listDkimKeys(domain.id);
+      expect(Object.keys(added).sort()).toEqual(DKIM_RECORD_FIELDS);
+      expect(Object.keys(listed[0]!).sort()).toEqual(DKIM_RECORD_FIELDS);
+      expect(JSON.stringify(added)).not.toContain('PRIVATE KEY');
+      expect(JSON.stringify(listed)).not.toContain('PRIVATE KEY');
+      expect(await store.getDkimPrivateKey(added.id)).toBe(TEST_PEM);
+    });
+
+    it('DKIM private keys are read by another connection', async () => {
+      const first = await openTracked();
+      const domain = await first.addDomain('example.org');
+      const stored = await first.addDkimKey({
+        domainId: domain.id,
+        selector: 'h20261204e',
+        algorithm: 'ed25519-sha256',
+        privateKeyPath: '/node-a/keys/e.pem',
+        privateKeyPem: TEST_PEM,
+        publicRecord: 'v=DKIM1; k=ed25519; p=DDDD',
+        status: 'active',
+      });
+      const fileOnly = await first.addDkimKey({
+        domainId: domain.id,
+        selector: 'h20261204r',
+        algorithm: 'rsa-sha256',
+        privateKeyPath: '/node-a/keys/r.pem',
+        privateKeyPem: null,
+        publicRecord: 'v=DKIM1; k=rsa; p=EEEE',
+        status: 'active',
+      });
+      const second = await openTracked({ shared: true });
+      expect(await second.getDkimPrivateKey(stored.id)).toBe(TEST_PEM);
+      expect(await second.getDkimPrivateKey(fileOnly.id)).toBeUndefined();
+      expect(await second.getDkimPrivateKey(fileOnly.id + 1000)).toBeUndefined();
     });
 
     it('aliases are case-insensitive and keep targets', async () => {

@@ -161,6 +161,16 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE lease_owner IS NOT NULL`,
     ],
   },
+  {
+    version: 5,
+    name: 'dkim private keys',
+    statements: () => [
+      // The PKCS#8 PEM of the private key, so every node on a shared database can sign with a
+      // key that another node or CLI run created. NULL in rows created before this column,
+      // whose key exists only as the file at private_key_path.
+      `ALTER TABLE dkim_keys ADD COLUMN private_key_pem TEXT`,
+    ],
+  },
 ];
 
 /** The table that records which migrations a database has applied. */

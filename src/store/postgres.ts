@@ -39,6 +39,7 @@ import {
 import { newQueueId } from './queue-id.js';
 import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
 import {
+  DKIM_KEY_COLUMNS,
   nullableString,
   toAlias,
   toCredential,
@@ -56,6 +57,7 @@ import type {
   DkimKeyRecord,
   Domain,
   MessageInfo,
+  NewDkimKey,
   NewMessage,
   NodeStatus,
   QueueEntry,
@@ -239,17 +241,18 @@ export class PostgresStore implements Store {
     return (result.rowCount ?? 0) > 0;
   }
 
-  async addDkimKey(key: Omit<DkimKeyRecord, 'id' | 'createdAt'>): Promise<DkimKeyRecord> {
+  async addDkimKey(key: NewDkimKey): Promise<DkimKeyRecord> {
     const row = await this.insert(
       `DKIM selector ${key.selector}`,
-      `INSERT INTO dkim_keys
-           (domain_id, selector, algorithm, private_key_path, public_record, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      `INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key_path,
+           private_key_pem, public_record, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${DKIM_KEY_COLUMNS}`,
       [
         key.domainId,
         key.selector,
         key.algorithm,
         key.privateKeyPath,
+        key.privateKeyPem,
         key.publicRecord,
         key.status,
         Date.now(),
@@ -259,10 +262,16 @@ export class PostgresStore implements Store {
   }
 
   async listDkimKeys(domainId: number): Promise<DkimKeyRecord[]> {
-    const rows = await this.rows('SELECT * FROM dkim_keys WHERE domain_id = $1 ORDER BY id', [
-      domainId,
-    ]);
+    const rows = await this.rows(
+      `SELECT ${DKIM_KEY_COLUMNS} FROM dkim_keys WHERE domain_id = $1 ORDER BY id`,
+      [domainId],
+    );
     return rows.map(toDkimKey);
+  }
+
+  async getDkimPrivateKey(id: number): Promise<string | undefined> {
+    const row = await this.one('SELECT private_key_pem FROM dkim_keys WHERE id = $1', [id]);
+    return nullableString(row?.private_key_pem) ?? undefined;
   }
 
   async setDkimKeyStatus(id: number, status: DkimKeyRecord['status']): Promise<void> {

@@ -30,6 +30,13 @@ export function toDomain(row: Row): Domain {
   };
 }
 
+/**
+ * The `dkim_keys` columns of a `DkimKeyRecord`: every column but `private_key_pem`, so listings
+ * never read the private key (both backends select these).
+ */
+export const DKIM_KEY_COLUMNS =
+  'id, domain_id, selector, algorithm, private_key_path, public_record, status, created_at';
+
 export function toDkimKey(row: Row): DkimKeyRecord {
   return {
     id: Number(row.id),

@@ -10,6 +10,13 @@
  * the thread, new SMTP data piles up in the kernel, so the next batch grows with the load and
  * many concurrent sessions share each fsync.
  *
+ * A batch that enqueues nothing (claims, lease renewals and attempt outcomes only) commits
+ * with `synchronous = NORMAL`: it is in the WAL, and survives a crash of the process, when the
+ * commit returns, and the next fsync (the next batch with an enqueue or SRS token, or a
+ * checkpoint) makes it durable. An OS crash or power loss before then can undo the last
+ * outcomes, which at worst delivers a message again: the queue promises at-least-once
+ * delivery, as it must between the receiver's reply and any commit.
+ *
  * better-sqlite3 is synchronous: the other methods run their statements at once and return a
  * settled promise, which keeps the interface the same as a networked backend's.
  */
@@ -21,6 +28,7 @@ import { MIGRATIONS, SQLITE_DIALECT, migrationsTableStatement } from './migratio
 import { newQueueId } from './queue-id.js';
 import { claimDueSql, PENDING_STATUSES } from './queue-sql.js';
 import {
+  DKIM_KEY_COLUMNS,
   nullableString,
   toDomain,
   toDkimKey,
@@ -38,6 +46,7 @@ import type {
   DkimKeyRecord,
   Domain,
   MessageInfo,
+  NewDkimKey,
   NewMessage,
   QueueEntry,
   QueueEvent,
@@ -66,18 +75,33 @@ export interface GroupCommitStats {
   commits: number;
   /** Largest number of calls that one transaction committed. */
   largestBatch: number;
+  /** Commits without an fsync of their own: batches of claims, renewals and outcomes only. */
+  relaxedCommits: number;
 }
 
 interface PendingWrite {
   write: () => unknown;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** True for a write that may commit without an fsync; see the file header. */
+  relaxed: boolean;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** Whether a grouped write needs its commit fsynced before it settles; see the file header. */
+type Durability = typeof DURABLE | typeof RELAXED;
+const DURABLE = 'durable';
+const RELAXED = 'relaxed';
+
 export class SqliteStore implements Store {
-  readonly stats: GroupCommitStats = { writes: 0, enqueued: 0, commits: 0, largestBatch: 0 };
+  readonly stats: GroupCommitStats = {
+    writes: 0,
+    enqueued: 0,
+    commits: 0,
+    largestBatch: 0,
+    relaxedCommits: 0,
+  };
 
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
@@ -163,18 +187,19 @@ export class SqliteStore implements Store {
     });
   }
 
-  addDkimKey(key: Omit<DkimKeyRecord, 'id' | 'createdAt'>): Promise<DkimKeyRecord> {
+  addDkimKey(key: NewDkimKey): Promise<DkimKeyRecord> {
     return settle(() => {
       const row = this.run(`DKIM selector ${key.selector}`, () =>
         this.statement(
-          `INSERT INTO dkim_keys
-               (domain_id, selector, algorithm, private_key_path, public_record, status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+          `INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key_path,
+               private_key_pem, public_record, status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${DKIM_KEY_COLUMNS}`,
         ).get(
           key.domainId,
           key.selector,
           key.algorithm,
           key.privateKeyPath,
+          key.privateKeyPem,
           key.publicRecord,
           key.status,
           Date.now(),
@@ -186,10 +211,18 @@ export class SqliteStore implements Store {
 
   listDkimKeys(domainId: number): Promise<DkimKeyRecord[]> {
     return settle(() => {
-      const rows = this.statement('SELECT * FROM dkim_keys WHERE domain_id = ? ORDER BY id').all(
-        domainId,
-      ) as Row[];
+      const rows = this.statement(
+        `SELECT ${DKIM_KEY_COLUMNS} FROM dkim_keys WHERE domain_id = ? ORDER BY id`,
+      ).all(domainId) as Row[];
       return rows.map(toDkimKey);
+    });
+  }
+
+  getDkimPrivateKey(id: number): Promise<string | undefined> {
+    return settle(() => {
+      const row = this.statement('SELECT private_key_pem FROM dkim_keys WHERE id = ?').get(id) as
+        Row | undefined;
+      return nullableString(row?.private_key_pem) ?? undefined;
     });
   }
 
@@ -289,7 +322,7 @@ export class SqliteStore implements Store {
     if (message.recipients.length === 0) {
       return Promise.reject(new TypeError('enqueue needs at least one recipient'));
     }
-    return this.grouped(() => this.insertMessage(message)).then((result) => {
+    return this.grouped(DURABLE, () => this.insertMessage(message)).then((result) => {
       // Counted once committed, so a failed commit does not inflate the figure.
       this.stats.enqueued += 1;
       return result;
@@ -323,7 +356,7 @@ export class SqliteStore implements Store {
   }
 
   claimDue(options: ClaimOptions): Promise<QueueEntry[]> {
-    return this.grouped(() => {
+    return this.grouped(RELAXED, () => {
       const now = (options.now ?? new Date()).getTime();
       // One statement picks and leases the entries; SQLite serialises writers, so two
       // processes never claim the same entry.
@@ -348,7 +381,7 @@ export class SqliteStore implements Store {
       // The leases still held are renewed even when one is lost, so other work goes on.
       return entryIds.filter((id) => renew.run(expires, id, owner).changes === 0);
     };
-    return this.grouped(renewAll).then((lost) => {
+    return this.grouped(RELAXED, renewAll).then((lost) => {
       if (lost[0] !== undefined) throw new LeaseLostError(lost[0], owner);
     });
   }
@@ -357,30 +390,30 @@ export class SqliteStore implements Store {
     if (outcome.status === 'deferred' && outcome.nextAttemptAt === undefined) {
       return Promise.reject(new TypeError('a deferred outcome needs nextAttemptAt'));
     }
-    return this.grouped(() => {
+    return this.grouped(RELAXED, () => {
       const now = Date.now();
-      {
-        const row = this.statement(
-          'SELECT message_id, lease_owner FROM queue_entries WHERE id = ?',
-        ).get(entryId) as Row | undefined;
+      // One statement checks the lease and records the outcome. Only when it updates nothing
+      // does a second one tell a lost lease from an entry deleted in flight.
+      const updated = this.statement(
+        `UPDATE queue_entries SET status = ?, attempts = attempts + 1, last_reply = ?,
+             last_dsn = ?, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL
+           WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ?)
+           RETURNING message_id`,
+      ).get(
+        outcome.status,
+        outcome.reply,
+        outcome.dsn,
+        outcome.nextAttemptAt?.getTime() ?? now,
+        entryId,
+        owner,
+      ) as Row | undefined;
+      if (updated === undefined) {
+        const exists = this.statement('SELECT 1 FROM queue_entries WHERE id = ?').get(entryId);
         // An entry deleted while it was in flight (`herald queue delete`) has nothing to update.
-        if (row === undefined) return;
-        if (row.lease_owner !== null && row.lease_owner !== owner) {
-          throw new LeaseLostError(entryId, owner);
-        }
-        this.statement(
-          `UPDATE queue_entries SET status = ?, attempts = attempts + 1, last_reply = ?,
-               last_dsn = ?, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = ?`,
-        ).run(
-          outcome.status,
-          outcome.reply,
-          outcome.dsn,
-          outcome.nextAttemptAt?.getTime() ?? now,
-          entryId,
-        );
-        this.insertEvent(entryId, String(row.message_id), now, 'attempt', outcome);
+        if (exists === undefined) return;
+        throw new LeaseLostError(entryId, owner);
       }
+      this.insertEvent(entryId, String(updated.message_id), now, 'attempt', outcome);
     });
   }
 
@@ -540,7 +573,7 @@ export class SqliteStore implements Store {
   // SRS database mode.
 
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void> {
-    return this.grouped(() => {
+    return this.grouped(DURABLE, () => {
       const now = Date.now();
       {
         this.statement(
@@ -589,10 +622,15 @@ export class SqliteStore implements Store {
    * Queue a write for the next group commit. The promise settles after the transaction that
    * contains the write has committed, or with the write's own error.
    */
-  private grouped<T>(write: () => T): Promise<T> {
+  private grouped<T>(durability: Durability, write: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error('the store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ write, resolve: (value) => resolve(value as T), reject });
+      this.pending.push({
+        write,
+        resolve: (value) => resolve(value as T),
+        reject,
+        relaxed: durability === RELAXED,
+      });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
       // setImmediate runs after the I/O callbacks of this loop turn, so every session whose
@@ -608,6 +646,7 @@ export class SqliteStore implements Store {
   private flush(): void {
     const batch = this.pending.splice(0, this.maxBatch);
     if (batch.length === 0) return;
+    const relaxed = batch.every((item) => item.relaxed);
     const outcomes: Outcome[] = [];
     const commitAll = this.db.transaction(() => {
       for (const item of batch) {
@@ -619,14 +658,20 @@ export class SqliteStore implements Store {
         }
       }
     });
+    // SQLite reads the setting at each commit. It goes back to FULL at once, so every other
+    // write on this connection keeps its fsync.
+    if (relaxed) this.db.pragma('synchronous = NORMAL');
     try {
       commitAll.immediate();
     } catch (error) {
       // The commit itself failed (disk full, lock timeout): nothing in the batch is durable.
       for (const item of batch) item.reject(error);
       return;
+    } finally {
+      if (relaxed) this.db.pragma('synchronous = FULL');
     }
     this.stats.commits += 1;
+    if (relaxed) this.stats.relaxedCommits += 1;
     this.stats.writes += batch.length;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, batch.length);
     batch.forEach((item, index) => {

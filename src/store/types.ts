@@ -26,12 +26,25 @@ export interface DkimKeyRecord {
   domainId: number;
   selector: string;
   algorithm: DkimKeyAlgorithm;
-  /** Path of the PEM private key file, mode 0600. The key itself never enters the database. */
+  /**
+   * Path of the PEM private key file, mode 0600, on the node or CLI run that created the key.
+   * The store also keeps the PEM itself (see `Store.getDkimPrivateKey`), but records never
+   * carry it, so listings of keys cannot leak it.
+   */
   privateKeyPath: string;
   /** The TXT record value to publish, `v=DKIM1; k=...; p=...`. */
   publicRecord: string;
   status: 'active' | 'pending' | 'retired';
   createdAt: Date;
+}
+
+/** A DKIM key as `Store.addDkimKey` takes it: the record's fields and the private key. */
+export interface NewDkimKey extends Omit<DkimKeyRecord, 'id' | 'createdAt'> {
+  /**
+   * PKCS#8 PEM of the private key. Null stores only the path, like rows created before the
+   * store kept the PEM.
+   */
+  privateKeyPem: string | null;
 }
 
 /**
@@ -193,8 +206,15 @@ export interface Store {
   getDomain(name: string): Promise<Domain | undefined>;
   listDomains(): Promise<Domain[]>;
   removeDomain(name: string): Promise<boolean>;
-  addDkimKey(key: Omit<DkimKeyRecord, 'id' | 'createdAt'>): Promise<DkimKeyRecord>;
+  /** Adds a key with its private key PEM; the record returned leaves the PEM out. */
+  addDkimKey(key: NewDkimKey): Promise<DkimKeyRecord>;
+  /** Keys of a domain by id, without their private keys. */
   listDkimKeys(domainId: number): Promise<DkimKeyRecord[]>;
+  /**
+   * The private key PEM of a key, or undefined when the key is not found or its row has no PEM
+   * (created before the store kept it, so only the file at `privateKeyPath` has the key).
+   */
+  getDkimPrivateKey(id: number): Promise<string | undefined>;
   setDkimKeyStatus(id: number, status: DkimKeyRecord['status']): Promise<void>;
   addAlias(alias: Omit<Alias, 'id' | 'createdAt'>): Promise<Alias>;
   listAliases(domainId: number): Promise<Alias[]>;
