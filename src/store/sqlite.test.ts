@@ -106,6 +106,48 @@ describe('sqlite store', () => {
     await store.close();
   });
 
+  it('outcome-only batches skip the fsync', async () => {
+    const store = new SqliteStore({ path: join(directory, 'relaxed.sqlite') });
+    await store.migrate();
+    const message = (i: number) => ({
+      body: Buffer.from(`Subject: ${i}\r\n\r\n`),
+      origin: 'submission' as const,
+      originalSender: 'a@example.org',
+      recipients: [{ recipient: `r${i}@example.net`, sender: 'a@example.org', bounceTo: '' }],
+    });
+    const delivered = {
+      status: 'delivered' as const,
+      reply: '250 2.0.0 Ok',
+      mx: 'mx.example.net',
+      dsn: '2.0.0',
+    };
+    // The connection's own setting, which no other connection can read.
+    const synchronous = () =>
+      (store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+
+    await Promise.all([message(1), message(2)].map((item) => store.enqueue(item)));
+    expect(store.stats.relaxedCommits).toBe(0);
+
+    const claimed = await store.claimDue({ owner: 'w1', limit: 2, leaseMs: 60_000 });
+    expect(claimed).toHaveLength(2);
+    expect(store.stats.relaxedCommits).toBe(1);
+    await store.completeAttempt(claimed[0]!.id, 'w1', delivered);
+    expect(store.stats.relaxedCommits).toBe(2);
+    // FULL is 2: writes outside the relaxed batches keep their fsync.
+    expect(synchronous()).toBe(2);
+
+    // An enqueue in the same batch makes the whole commit durable.
+    const commits = store.stats.commits;
+    await Promise.all([
+      store.completeAttempt(claimed[1]!.id, 'w1', delivered),
+      store.enqueue(message(3)),
+    ]);
+    expect(store.stats.commits).toBe(commits + 1);
+    expect(store.stats.relaxedCommits).toBe(2);
+    expect((await store.countByStatus()).delivered).toBe(2);
+    await store.close();
+  });
+
   it('a failing message does not fail its batch', async () => {
     const store = new SqliteStore({ path: join(directory, 'isolation.sqlite') });
     await store.migrate();
