@@ -16,7 +16,10 @@
  *   claiming one domain at once cannot both succeed;
  * - `claimCampaignBatch()` and `finishCampaign()` lock the campaign row first, so claims on
  *   one campaign run one at a time, and a campaign is finished only after every claim that
- *   committed before it.
+ *   committed before it. The lock is FOR NO KEY UPDATE, which the FOR KEY SHARE locks of
+ *   foreign key checks do not conflict with. With FOR UPDATE, a claim waiting behind a
+ *   transaction that inserted recipients (holding KEY SHARE on the campaign) and then
+ *   updates the campaign would deadlock with it.
  *
  * Times are BIGINT milliseconds, which pg returns as strings, and COUNT(*) is a BIGINT too:
  * every row mapper converts with `Number`, which is exact below 2^53.
@@ -541,7 +544,7 @@ export class PostgresDistributionStore implements DistributionStore {
       const campaign = (
         await client.query<Row>(
           `SELECT list_id, cursor, rate_per_minute, rate_slot FROM campaigns WHERE id = $1
-           FOR UPDATE`,
+           FOR NO KEY UPDATE`,
           [campaignId],
         )
       ).rows[0];
@@ -603,7 +606,7 @@ export class PostgresDistributionStore implements DistributionStore {
       // Taking the row lock first makes the UPDATE below read the batches of every claim that
       // committed before it. Without it, a claim that committed while the UPDATE waited for
       // the row would be rechecked against the old snapshot, where its batch is not visible.
-      await client.query('SELECT id FROM campaigns WHERE id = $1 FOR UPDATE', [campaignId]);
+      await client.query('SELECT id FROM campaigns WHERE id = $1 FOR NO KEY UPDATE', [campaignId]);
       const result = await client.query(
         `UPDATE campaigns SET status = 'sent', finished_at = $1
          WHERE id = $2 AND status = 'sending'
