@@ -7,6 +7,7 @@ import {
 } from '../../test/helpers/smtp-sink.js';
 import {
   DeliveryError,
+  hasEightBit,
   openConnection,
   requiresSmtpUtf8,
   type ClientConnection,
@@ -331,5 +332,20 @@ describe('requiresSmtpUtf8', () => {
     expect(requiresSmtpUtf8({ from: 'a@b.test', to: ['c\u00e9@d.test'], body: ascii })).toBe(true);
     const header = Buffer.from('Subject: K\u00e4se\r\n\r\nx\r\n');
     expect(requiresSmtpUtf8({ from: 'a@b.test', to: ['c@d.test'], body: header })).toBe(true);
+  });
+});
+
+describe('hasEightBit', () => {
+  it('finds octets above 127', () => {
+    expect(hasEightBit(Buffer.from('Subject: x\r\n\r\nplain\r\n'))).toBe(false);
+    expect(hasEightBit(Buffer.alloc(0))).toBe(false);
+    expect(hasEightBit(Buffer.from([0x41, 0x7f, 0x80]))).toBe(true);
+    expect(hasEightBit(Buffer.from([0x41, 0x7f, 0xff]))).toBe(true);
+  });
+
+  it('reads only the view it is given', () => {
+    const whole = Buffer.from('ascii K\u00e4se');
+    expect(hasEightBit(whole)).toBe(true);
+    expect(hasEightBit(whole.subarray(0, 5))).toBe(false);
   });
 });

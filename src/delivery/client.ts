@@ -15,6 +15,7 @@
  * falls back to plaintext when the handshake fails. `required` sends only over TLS with a
  * certificate that verifies for the MX host name against the system CAs or `ca`.
  */
+import { isAscii } from 'node:buffer';
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { parseReply, type DeliveryStage } from './decide.js';
@@ -395,10 +396,7 @@ function sameForAll(recipients: string[], report: StepReport): Map<string, StepR
 
 /** Any octet above 127 makes the content 8-bit, which needs BODY=8BITMIME. */
 export function hasEightBit(body: Buffer): boolean {
-  for (let i = 0; i < body.length; i++) {
-    if (body[i]! > 0x7f) return true;
-  }
-  return false;
+  return !isAscii(body);
 }
 
 /** RFC 6531: UTF-8 in an envelope address or in the header section needs SMTPUTF8. */

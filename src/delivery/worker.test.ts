@@ -431,9 +431,36 @@ describe('startDeliveryWorkers', () => {
     }
   });
 
+  it('reads a body once a slot is free', async () => {
+    // With one slot and a slow receiver, two of the three claimed transactions wait; their
+    // bodies stay on disk until their turn.
+    harness.mx1.reply.dataDelayMs = 300;
+    for (let i = 0; i < 3; i++) await enqueue([`user${i}@single.test`]);
+    const reads: string[] = [];
+    const counting = new Proxy(harness.store, {
+      get(target, property, receiver) {
+        if (property === 'getMessageBody') {
+          return (messageId: string) => {
+            reads.push(messageId);
+            return target.getMessageBody(messageId);
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const worker = harness.start({ concurrency: 1 }, counting);
+    while (harness.mx1.rcptAttempts.length === 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(reads).toHaveLength(1);
+    await harness.mx1.waitForMessages(3);
+    await worker.idle();
+    expect(new Set(reads).size).toBe(3);
+    expect(reads).toHaveLength(3);
+  });
+
   it('survives a store that fails to read a body', async () => {
     // With one slot, the second message's transaction waits while the first is delivered
-    // slowly, so nothing awaits the second message's body read yet when it fails.
+    // slowly, and its body read fails when its turn comes.
     harness.mx1.reply.dataDelayMs = 300;
     const first = await enqueue(['bob@example.test']);
     const second = await enqueue(['carol@example.test']);

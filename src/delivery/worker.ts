@@ -268,28 +268,24 @@ class DeliveryWorker {
 
   private dispatch(entries: QueueEntry[]): void {
     for (const entry of entries) this.inFlight.set(entry.id, entry);
-    const bodies = new Map<string, Promise<Buffer | undefined>>();
+    const transactions = groupTransactions(entries);
+    const bodies = new BodyReads(this.store, transactions);
     const lookups = new Map<string, Promise<MxHost[] | DnsError>>();
     // One address lookup per MX host serves every transaction of this claim, as the MX lookup
     // does per domain: without it a campaign costs one DNS query per message.
     const addresses = new AddressLookups(this.resolver);
 
-    for (const transaction of groupTransactions(entries)) {
-      if (!bodies.has(transaction.messageId)) {
-        bodies.set(
-          transaction.messageId,
-          handled(this.store.getMessageBody(transaction.messageId)),
-        );
-      }
+    for (const transaction of transactions) {
       if (!lookups.has(transaction.domain)) {
         lookups.set(transaction.domain, handled(this.lookupMx(transaction.domain)));
       }
       const running = this.runTransaction(
         transaction,
-        bodies.get(transaction.messageId)!,
+        bodies,
         lookups.get(transaction.domain)!,
         addresses,
       ).finally(() => {
+        bodies.release(transaction.messageId);
         this.transactionsInFlight.delete(running);
         for (const entry of transaction.entries) this.inFlight.delete(entry.id);
         this.wake?.();
@@ -307,7 +303,7 @@ class DeliveryWorker {
 
   private async runTransaction(
     transaction: Transaction,
-    bodyPromise: Promise<Buffer | undefined>,
+    bodies: BodyReads,
     mxPromise: Promise<MxHost[] | DnsError>,
     addresses: AddressLookups,
   ): Promise<void> {
@@ -325,7 +321,7 @@ class DeliveryWorker {
       releaseShared = shared;
       await this.waitForRate(transaction.domain);
       releaseSlot = await this.slots.acquire();
-      const body = await bodyPromise;
+      const body = await bodies.read(transaction.messageId);
       const results = body
         ? await this.deliver(transaction, body, await mxPromise, addresses)
         : transaction.entries.map((entry) => missingBody(entry));
@@ -642,6 +638,46 @@ class DeliveryWorker {
     } catch (error) {
       this.logger.warn({ err: error }, 'renewing delivery leases failed');
     }
+  }
+}
+
+/**
+ * Message bodies for the transactions of one claim. A body is read when the first of its
+ * transactions has a delivery slot, not when the claim is dispatched, so transactions that
+ * wait for a slot hold no body; it is dropped once its last transaction has finished.
+ */
+class BodyReads {
+  private readonly reads = new Map<string, Promise<Buffer | undefined>>();
+  /** Unfinished transactions per message id. */
+  private readonly users = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    transactions: readonly Transaction[],
+  ) {
+    for (const { messageId } of transactions) {
+      this.users.set(messageId, (this.users.get(messageId) ?? 0) + 1);
+    }
+  }
+
+  read(messageId: string): Promise<Buffer | undefined> {
+    let read = this.reads.get(messageId);
+    if (read === undefined) {
+      read = handled(this.store.getMessageBody(messageId));
+      this.reads.set(messageId, read);
+    }
+    return read;
+  }
+
+  /** Records that one transaction of the message has finished. */
+  release(messageId: string): void {
+    const left = (this.users.get(messageId) ?? 1) - 1;
+    if (left > 0) {
+      this.users.set(messageId, left);
+      return;
+    }
+    this.users.delete(messageId);
+    this.reads.delete(messageId);
   }
 }
 
