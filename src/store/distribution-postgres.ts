@@ -16,10 +16,9 @@
  *   claiming one domain at once cannot both succeed;
  * - `claimCampaignBatch()` and `finishCampaign()` lock the campaign row first, so claims on
  *   one campaign run one at a time, and a campaign is finished only after every claim that
- *   committed before it. The lock is FOR NO KEY UPDATE, which the FOR KEY SHARE locks of
- *   foreign key checks do not conflict with. With FOR UPDATE, a claim waiting behind a
- *   transaction that inserted recipients (holding KEY SHARE on the campaign) and then
- *   updates the campaign would deadlock with it.
+ *   committed before it. The lock is FOR NO KEY UPDATE, which does not conflict with the
+ *   FOR KEY SHARE locks that foreign key checks take. FOR UPDATE would, so every insert of
+ *   recipients, events or batches of the campaign would wait for the claim in progress.
  *
  * Times are BIGINT milliseconds, which pg returns as strings, and COUNT(*) is a BIGINT too:
  * every row mapper converts with `Number`, which is exact below 2^53.
@@ -66,7 +65,7 @@ type Row = Record<string, string | number | Buffer | null>;
 const UNIQUE_VIOLATION = '23505';
 const FOREIGN_KEY_VIOLATION = '23503';
 
-/** Rows per INSERT in `addSubscribers`, so one statement's arrays stay a few hundred KiB. */
+/** Rows per INSERT in `addSubscribers`, which bounds the size of one statement's arrays. */
 const SUBSCRIBER_CHUNK = 1000;
 
 const RECIPIENT_STATUSES: RecipientStatus[] = [
@@ -192,8 +191,9 @@ export class PostgresDistributionStore implements DistributionStore {
 
   async assignDomain(organisationId: number, domain: string): Promise<void> {
     const name = domain.toLowerCase();
-    // An existing owner wins before the organisation is checked, as in the SQLite store: the
-    // arbiter index is checked before the foreign key, so a taken domain inserts nothing.
+    // As in the SQLite store, an existing owner wins before the organisation is checked.
+    // ON CONFLICT checks the arbiter index before the foreign key, so a taken domain inserts
+    // nothing and raises no foreign key error.
     try {
       await this.query(
         `INSERT INTO organisation_domains (domain, organisation_id) VALUES ($1, $2)
@@ -409,7 +409,7 @@ export class PostgresDistributionStore implements DistributionStore {
   async suppressedAmong(organisationId: number, addresses: string[]): Promise<Set<string>> {
     const keys = [...new Set(addresses.map((address) => address.toLowerCase()))];
     if (keys.length === 0) return new Set();
-    // One array parameter holds any number of addresses, so no chunking is needed.
+    // One array parameter carries any number of addresses, so no chunking is needed.
     const rows = await this.rows(
       'SELECT address FROM suppressions WHERE organisation_id = $1 AND address = ANY($2::text[])',
       [organisationId, keys],
@@ -846,6 +846,9 @@ export class PostgresDistributionStore implements DistributionStore {
  * address was already on the list. Rows go in by ordinality, so when one chunk contains an
  * address twice (in any case) the first occurrence is inserted, as a loop of single inserts
  * would do, and the second one is skipped by ON CONFLICT DO NOTHING.
+ *
+ * NOTE: PostgreSQL text cannot contain U+0000, so an address or name with that character
+ * fails the whole call here, while SQLite stores it. Fields are JSON, which escapes it.
  */
 async function insertSubscribers(
   client: pg.PoolClient,

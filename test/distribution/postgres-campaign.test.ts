@@ -105,7 +105,7 @@ describe('campaign on PostgreSQL', () => {
     const final = (await harness.distribution.getCampaign(campaign.id))!;
     expect(final.status).toBe('sent');
     expect(final.finishedAt).toBeInstanceOf(Date);
-    // A sender that runs out of batches while the other still holds one returns `sending`;
+    // A sender that runs out of batches while the other still has one returns `sending`;
     // the last one to record its batch finishes the campaign.
     expect(finished.map((result) => result.status)).toContain('sent');
     const counts = await harness.distribution.countRecipients(campaign.id);

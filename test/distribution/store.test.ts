@@ -298,10 +298,13 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     expect([...(await db.renewCampaignBatches(campaign.id, 'b', 60_000, at(50_000)))]).toEqual([
       second.afterId,
     ]);
-    const taken = (await db.claimCampaignBatch(campaign.id, 'b', { ...options, now: at(61_000) }))!;
-    expect(taken.takenOver).toBe(true);
-    expect(taken.afterId).toBe(first.afterId);
-    expect(taken.subscribers.map((s) => s.id)).toEqual(subscribed.slice(0, 4));
+    const retaken = (await db.claimCampaignBatch(campaign.id, 'b', {
+      ...options,
+      now: at(61_000),
+    }))!;
+    expect(retaken.takenOver).toBe(true);
+    expect(retaken.afterId).toBe(first.afterId);
+    expect(retaken.subscribers.map((s) => s.id)).toEqual(subscribed.slice(0, 4));
     expect((await db.renewCampaignBatches(campaign.id, 'a', 60_000, at(61_000))).size).toBe(0);
 
     const recipients = (batch: typeof first) =>
@@ -317,7 +320,7 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     expect(await db.recordBatch(campaign.id, recipients(first), claimOfFirst('a'))).toBe(false);
     expect(await db.countRecipients(campaign.id)).toMatchObject({ queued: 0 });
     expect(await db.finishCampaign(campaign.id)).toBe(false);
-    expect(await db.recordBatch(campaign.id, recipients(taken), claimOfFirst('b'))).toBe(true);
+    expect(await db.recordBatch(campaign.id, recipients(retaken), claimOfFirst('b'))).toBe(true);
     expect(await db.countUnsent(campaign.id)).toBe(2);
     expect(
       await db.recordBatch(campaign.id, recipients(second), {
@@ -456,12 +459,14 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
       finishedAt: null,
     });
     expect(campaign.scheduledAt).toEqual(scheduledAt);
+
     const startedAt = new Date('2026-12-24T18:00:01.456Z');
     await db.updateCampaign(campaign.id, { status: 'sending', startedAt, scheduledAt: null });
     const updated = (await db.getCampaign(campaign.id))!;
     expect(updated.status).toBe('sending');
     expect(updated.startedAt).toEqual(startedAt);
     expect(updated.scheduledAt).toBeNull();
+
     expect((await db.dueCampaigns(new Date())).map((c) => c.id)).toEqual([campaign.id]);
     expect((await db.listCampaigns(org.id)).map((c) => c.id)).toEqual([campaign.id]);
     expect(await db.listCampaigns(org.id + 1)).toEqual([]);
@@ -698,7 +703,8 @@ describe('PostgreSQL distribution store across connections', () => {
     const { url, nodes, close } = await openNodes(1);
     const db = nodes[0]!;
     try {
-      // Ids above 2^32 would come back from pg as strings without the conversion.
+      // pg returns every BIGINT as a string. Ids above 2^32 show that the conversion keeps
+      // them exact.
       const high = 2 ** 40;
       for (const table of ['organisations', 'lists', 'subscribers', 'campaigns']) {
         await cluster.query(`SELECT setval('${table}_id_seq', $1)`, [high], url);
@@ -784,7 +790,7 @@ describe('PostgreSQL distribution store across connections', () => {
   });
 });
 
-/** A loopback port that nothing listens on, found by binding and closing it. */
+/** Finds a loopback port that nothing listens on, by binding and closing it. */
 async function closedPort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
