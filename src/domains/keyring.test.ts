@@ -5,6 +5,7 @@ import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { dkimRecordValue, generateKeyPair, writePrivateKey } from '../dkim/index.js';
 import { SqliteStore } from '../store/sqlite.js';
 
 import { DkimKeyring } from './keyring.js';
@@ -76,12 +77,58 @@ describe('DkimKeyring', () => {
     expect(keyring.signaturesFor('club.test')).toEqual([]);
   });
 
-  it('reports a missing key file and keeps the other keys', async () => {
+  it('loads stored keys whose files are gone', async () => {
     const { keys } = await service.addDomain(context, 'club.test');
-    unlinkSync(keys[0]!.privateKeyPath);
+    for (const key of keys) unlinkSync(key.privateKeyPath);
     const { keyring, errors } = await DkimKeyring.load(context.store);
-    expect(errors.map((e) => e.selector)).toEqual([keys[0]!.selector]);
-    expect(errors[0]!.path).toBe(keys[0]!.privateKeyPath);
-    expect(keyring.signaturesFor('club.test').map((s) => s.selector)).toEqual([keys[1]!.selector]);
+    expect(errors).toEqual([]);
+    expect(keyring.signaturesFor('club.test').map((s) => s.selector)).toEqual(
+      keys.map((k) => k.selector),
+    );
+  });
+
+  it('reads the file of a key stored without PEM', async () => {
+    const domain = await context.store.addDomain('old.test');
+    const pair = await generateKeyPair({ algorithm: 'ed25519' });
+    const privateKeyPath = join(dataDir, 'old.pem');
+    await writePrivateKey(privateKeyPath, pair.privateKey);
+    await context.store.addDkimKey({
+      domainId: domain.id,
+      selector: 'old',
+      algorithm: 'ed25519-sha256',
+      privateKeyPath,
+      privateKeyPem: null,
+      publicRecord: dkimRecordValue(pair.publicKey),
+      status: 'active',
+    });
+
+    const { keyring, errors } = await DkimKeyring.load(context.store);
+    expect(errors).toEqual([]);
+    const [loaded] = keyring.signaturesFor('old.test');
+    const derived = createPublicKey(loaded!.privateKey).export({ format: 'der', type: 'spki' });
+    expect(derived).toEqual(pair.publicKey.export({ format: 'der', type: 'spki' }));
+  });
+
+  it('reports a key neither the store nor a file has', async () => {
+    const { keys } = await service.addDomain(context, 'club.test');
+    const domain = await context.store.getDomain('club.test');
+    const missingPath = join(dataDir, 'keys', 'club.test', 'lost.pem');
+    await context.store.addDkimKey({
+      domainId: domain!.id,
+      selector: 'lost',
+      algorithm: 'rsa-sha256',
+      privateKeyPath: missingPath,
+      privateKeyPem: null,
+      publicRecord: 'v=DKIM1; k=rsa; p=AAAA',
+      status: 'active',
+    });
+
+    const { keyring, errors } = await DkimKeyring.load(context.store);
+    expect(errors.map((e) => e.selector)).toEqual(['lost']);
+    expect(errors[0]!.path).toBe(missingPath);
+    expect((errors[0]!.error as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expect(keyring.signaturesFor('club.test').map((s) => s.selector)).toEqual(
+      keys.map((k) => k.selector),
+    );
   });
 });
