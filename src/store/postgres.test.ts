@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PostgresCluster } from '../../test/helpers/postgres.js';
 import { describeStoreContract } from './contract.js';
 import { openStore } from './index.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, POSTGRES_DIALECT, migrationsTableStatement } from './migrations.js';
 import { CLUSTER_MIGRATIONS } from './postgres-cluster.js';
 import { PostgresStore } from './postgres.js';
 import type { NewMessage, Store } from './types.js';
@@ -51,6 +51,36 @@ describe('postgres store', () => {
       expect((await stores[7]!.listDomains()).map((d) => d.name)).toEqual(['example.org']);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+
+  it('keeps DKIM keys made before the PEM column', async () => {
+    const url = await cluster.createDatabase();
+    const before = [...MIGRATIONS.filter((m) => m.version <= 4), ...CLUSTER_MIGRATIONS];
+    await query(url, migrationsTableStatement());
+    for (const migration of before) {
+      for (const statement of migration.statements(POSTGRES_DIALECT)) await query(url, statement);
+      await query(
+        url,
+        `INSERT INTO schema_migrations (version, name, applied_at)
+         VALUES (${migration.version}, 'before the PEM column', 0)`,
+      );
+    }
+    await query(url, `INSERT INTO domains (id, name, created_at) VALUES (1, 'old.example', 0)`);
+    await query(
+      url,
+      `INSERT INTO dkim_keys (id, domain_id, selector, algorithm, private_key_path,
+         public_record, status, created_at)
+       VALUES (7, 1, 'h20250101r', 'rsa-sha256', '/keys/old.pem', 'v=DKIM1; p=A', 'active', 0)`,
+    );
+
+    const store = await openStore({ url });
+    try {
+      const [key] = await store.listDkimKeys(1);
+      expect(key).toMatchObject({ id: 7, selector: 'h20250101r', privateKeyPath: '/keys/old.pem' });
+      expect(await store.getDkimPrivateKey(7)).toBeUndefined();
+    } finally {
+      await store.close();
     }
   });
 

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { describeStoreContract } from './contract.js';
 import { openStore } from './index.js';
-import { MIGRATIONS, SQLITE_DIALECT } from './migrations.js';
+import { MIGRATIONS, SQLITE_DIALECT, migrationsTableStatement } from './migrations.js';
 import { claimDueSql } from './queue-sql.js';
 import { SqliteStore } from './sqlite.js';
 
@@ -34,6 +34,35 @@ describe('sqlite store', () => {
     const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all();
     db.close();
     expect(versions).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
+  });
+
+  it('keeps DKIM keys made before the PEM column', async () => {
+    const path = join(directory, 'before-pem.sqlite');
+    const db = new Database(path);
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 4)) {
+      for (const statement of migration.statements(SQLITE_DIALECT)) db.exec(statement);
+    }
+    db.exec(`INSERT INTO domains (id, name, created_at) VALUES (1, 'old.example', 0)`);
+    db.exec(`INSERT INTO dkim_keys (id, domain_id, selector, algorithm, private_key_path,
+               public_record, status, created_at)
+             VALUES (7, 1, 'h20250101r', 'rsa-sha256', '/keys/old.pem', 'v=DKIM1; p=A', 'active', 0)`);
+    db.exec(migrationsTableStatement());
+    const record = db.prepare(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)',
+    );
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 4)) {
+      record.run(migration.version, migration.name);
+    }
+    db.close();
+
+    const store = await openStore({ url: path });
+    try {
+      const [key] = await store.listDkimKeys(1);
+      expect(key).toMatchObject({ id: 7, selector: 'h20250101r', privateKeyPath: '/keys/old.pem' });
+      expect(await store.getDkimPrivateKey(7)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
   });
 
   it('creates private folder and files', async () => {
@@ -104,6 +133,18 @@ describe('sqlite store', () => {
     expect(store.stats.commits - before).toBe(1);
     expect((await store.countByStatus()).delivered).toBe(50);
     await store.close();
+  });
+
+  it('sets the page cache size', async () => {
+    const pragma = (store: SqliteStore) =>
+      (store as unknown as { db: Database.Database }).db.pragma('cache_size', { simple: true });
+    const defaults = new SqliteStore({ path: join(directory, 'cache-default.sqlite') });
+    const chosen = new SqliteStore({ path: join(directory, 'cache-chosen.sqlite'), cacheKiB: 512 });
+    // A negative value is a size in KiB.
+    expect(pragma(defaults)).toBe(-4096);
+    expect(pragma(chosen)).toBe(-512);
+    await defaults.close();
+    await chosen.close();
   });
 
   it('outcome-only batches skip the fsync', async () => {
