@@ -24,44 +24,50 @@ export interface SignatureTags {
  * without a final CRLF. `withSignatureValue` completes it.
  */
 export function formatSignatureTags(tags: SignatureTags): string {
-  const words = [
-    `v=1;`,
-    `a=${tags.algorithm};`,
-    `c=${tags.canonicalization};`,
-    `d=${tags.domain};`,
-  ];
-  if (tags.identity !== undefined) words.push(`i=${tags.identity};`);
-  words.push('q=dns/txt;', `s=${tags.selector};`, `t=${tags.timestamp};`);
-  if (tags.expiration !== undefined) words.push(`x=${tags.expiration};`);
-  if (tags.bodyLength !== undefined) words.push(`l=${tags.bodyLength};`);
-  words.push(...headerListWords(tags.signedHeaders), `bh=${tags.bodyHash};`);
-  let output = 'DKIM-Signature:';
-  let lineLength = output.length;
-  for (const word of words) {
-    if (lineLength + 1 + word.length > FOLD_WIDTH) {
-      output += '\r\n';
-      lineLength = 0;
-    }
-    output += ` ${word}`;
-    lineLength += 1 + word.length;
+  const line = new FoldedLine('DKIM-Signature:');
+  line.add('v=1;');
+  line.add(`a=${tags.algorithm};`);
+  line.add(`c=${tags.canonicalization};`);
+  line.add(`d=${tags.domain};`);
+  if (tags.identity !== undefined) line.add(`i=${tags.identity};`);
+  line.add('q=dns/txt;');
+  line.add(`s=${tags.selector};`);
+  line.add(`t=${tags.timestamp};`);
+  if (tags.expiration !== undefined) line.add(`x=${tags.expiration};`);
+  if (tags.bodyLength !== undefined) line.add(`l=${tags.bodyLength};`);
+  // `h=a : b : c;` goes word by word, so folding can break between the names.
+  const names = tags.signedHeaders;
+  const last = names.length - 1;
+  names.forEach((name, index) => {
+    if (index > 0) line.add(':');
+    const word = index === 0 ? `h=${name}` : name;
+    line.add(index === last ? `${word};` : word);
+  });
+  line.add(`bh=${tags.bodyHash};`);
+  return line.text;
+}
+
+/** Text folded at spaces: each word is added after a space, on a new line past `FOLD_WIDTH`. */
+class FoldedLine {
+  private lineLength: number;
+
+  constructor(public text: string) {
+    this.lineLength = text.length;
   }
-  return output;
+
+  add(word: string): void {
+    if (this.lineLength + 1 + word.length > FOLD_WIDTH) {
+      this.text += '\r\n';
+      this.lineLength = 0;
+    }
+    this.text += ` ${word}`;
+    this.lineLength += 1 + word.length;
+  }
 }
 
 /** Completes the field from `formatSignatureTags` with `b=` set to `b` (empty to sign). */
 export function withSignatureValue(tagLines: string, b: string): string {
   return `${tagLines}\r\n${foldSignatureValue(b)}\r\n`;
-}
-
-/** Splits `h=a : b : c;` into words so folding can break between the names. */
-function headerListWords(names: readonly string[]): string[] {
-  const words: string[] = [];
-  names.forEach((name, index) => {
-    if (index === 0) words.push(`h=${name}`);
-    else words.push(':', name);
-  });
-  words[words.length - 1] += ';';
-  return words;
 }
 
 function foldSignatureValue(b: string): string {

@@ -15,7 +15,23 @@ export function headerData(
   fields: readonly HeaderField[],
   signedHeaders: readonly string[],
   method: Canonicalization,
-  signatureField: Buffer,
+  signatureField: Buffer | string,
+): Buffer {
+  return Buffer.from(headerDataView(fields, signedHeaders, method, signatureField));
+}
+
+/** Reused by `headerDataView`, so signing a message allocates no buffer for its header data. */
+let scratch = Buffer.allocUnsafeSlow(4096);
+
+/**
+ * Returns the header data like `headerData`, as a view of a buffer that the next call
+ * overwrites: use it before calling again. `signatureField` as a string is Latin-1.
+ */
+export function headerDataView(
+  fields: readonly HeaderField[],
+  signedHeaders: readonly string[],
+  method: Canonicalization,
+  signatureField: Buffer | string,
 ): Buffer {
   const selected: Buffer[] = [];
   const used = new Map<string, number>();
@@ -26,14 +42,30 @@ export function headerData(
     used.set(key, skip + 1);
     if (field !== undefined) selected.push(field.raw);
   }
-  selected.push(signatureField);
-  if (method === 'simple') return stripFinalCrlf(Buffer.concat(selected));
-  // Relaxed forms are never longer than the raw field plus CRLF, so one buffer has room for them all.
-  let capacity = 0;
+  // Relaxed forms are never longer than the raw field plus CRLF.
+  let capacity = signatureField.length + 2;
   for (const raw of selected) capacity += raw.length + 2;
-  const output = Buffer.allocUnsafe(capacity);
+  if (scratch.length < capacity)
+    scratch = Buffer.allocUnsafeSlow(Math.max(capacity, scratch.length * 2));
+  const output = scratch;
   let offset = 0;
-  for (const raw of selected) offset = writeRelaxedHeader(raw, output, offset);
+  for (const raw of selected) {
+    if (method === 'simple') offset += raw.copy(output, offset);
+    else offset = writeRelaxedHeader(raw, output, offset);
+  }
+  const fieldStart = offset;
+  const fieldLength =
+    typeof signatureField === 'string'
+      ? output.write(signatureField, fieldStart, 'latin1')
+      : signatureField.copy(output, fieldStart);
+  offset += fieldLength;
+  if (method === 'relaxed') {
+    let raw = output.subarray(fieldStart, fieldStart + fieldLength);
+    // In place when the field has a colon: the relaxed form then writes each byte at or before
+    // the offset it reads from. Without one it starts with an added colon, so it needs a copy.
+    if (raw.indexOf(0x3a) === -1) raw = Buffer.from(raw);
+    offset = writeRelaxedHeader(raw, output, fieldStart);
+  }
   return stripFinalCrlf(output.subarray(0, offset));
 }
 

@@ -7,7 +7,7 @@
  * memory. Problems with the options or the message (no From field, a short key, an unknown
  * algorithm) raise a `DkimSignError` that names them.
  */
-import { createHash, type Hash, type KeyObject } from 'node:crypto';
+import { type KeyObject } from 'node:crypto';
 
 import {
   CrlfNormalizer,
@@ -16,10 +16,10 @@ import {
   toCrlf,
   type HeaderField,
 } from '../message/index.js';
-import { BodyCanonicalizer, LimitedSink } from './canonicalize.js';
-import { signData } from './crypto.js';
+import { BodyCanonicalizer, findBareLf, LimitedSink } from './canonicalize.js';
+import { Sha256Sink, signData } from './crypto.js';
 import { formatSignatureTags, withSignatureValue } from './format.js';
-import { headerData } from './header-hash.js';
+import { headerDataView } from './header-hash.js';
 import { MIN_RSA_BITS } from './key-record.js';
 import { isDomainName, parseCanonicalization } from './signature.js';
 import type { Canonicalization, DkimAlgorithm, SignatureOptions, SignOptions } from './types.js';
@@ -80,6 +80,9 @@ export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = Object.freeze([
   'list-unsubscribe-post',
 ]);
 
+const LF = 0x0a;
+const EMPTY = Buffer.alloc(0);
+
 /** The largest header section a signer buffers while it looks for the end of the header. */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
@@ -115,9 +118,9 @@ interface PreparedSignature {
 /** Checks one signature's options; raises `DkimSignError` naming the first problem. */
 export function prepareSignature(options: SignatureOptions): PreparedSignature {
   const where = `signature d=${options.domain} s=${options.selector}`;
-  if (!isDomainName(options.domain))
+  if (!isCheckedDomainName(options.domain))
     throw new DkimSignError(`${where}: invalid domain "${options.domain}"`);
-  if (!isDomainName(options.selector))
+  if (!isCheckedDomainName(options.selector))
     throw new DkimSignError(`${where}: invalid selector "${options.selector}"`);
   const algorithm = checkKey(options, where);
   const canonicalization = parseCanonicalization(options.canonicalization ?? 'relaxed/relaxed');
@@ -152,6 +155,18 @@ export function prepareSignature(options: SignatureOptions): PreparedSignature {
     expiresIn: options.expiresIn,
     bodyLength: options.bodyLength ?? false,
   };
+}
+
+/** Names that passed `isDomainName`, since a signer signs for a few domains many times. */
+const VALID_NAMES = new Set<string>();
+const MAX_VALID_NAMES = 1024;
+
+function isCheckedDomainName(name: string): boolean {
+  if (VALID_NAMES.has(name)) return true;
+  if (!isDomainName(name)) return false;
+  if (VALID_NAMES.size >= MAX_VALID_NAMES) VALID_NAMES.clear();
+  VALID_NAMES.add(name);
+  return true;
 }
 
 function checkKey(options: SignatureOptions, where: string): DkimAlgorithm {
@@ -200,31 +215,42 @@ export function selectSignedHeaders(
 ): string[] {
   const counts = new Map<string, number>();
   for (const field of fields) counts.set(field.key, (counts.get(field.key) ?? 0) + 1);
-  const listed = unique(headers);
-  const extra = unique(oversign);
+  const { names, extra } = nameOrder(headers, oversign);
   const selected: string[] = [];
-  for (const name of [...listed, ...extra.filter((name) => !listed.includes(name))]) {
+  for (const name of names) {
     for (let count = counts.get(name) ?? 0; count > 0; count--) selected.push(name);
   }
-  selected.push(...extra);
+  for (const name of extra) selected.push(name);
   return selected;
 }
 
-/** The default lists, lower-cased and de-duplicated once; other lists are processed per call. */
-const UNIQUE_DEFAULTS = new Map<readonly string[], string[]>();
+interface NameOrder {
+  /** The signed names, then the oversigned names not among them; lower case, no duplicates. */
+  names: string[];
+  /** The oversigned names, lower case, no duplicates. */
+  extra: string[];
+}
+
+/** The order of the default lists, computed once; other lists are processed per call. */
+let defaultOrder: NameOrder | undefined;
+
+function nameOrder(headers: readonly string[], oversign: readonly string[]): NameOrder {
+  const isDefault = headers === DEFAULT_SIGNED_HEADERS && oversign === DEFAULT_OVERSIGNED_HEADERS;
+  if (isDefault && defaultOrder !== undefined) return defaultOrder;
+  const listed = unique(headers);
+  const extra = unique(oversign);
+  const order = { names: [...listed, ...extra.filter((name) => !listed.includes(name))], extra };
+  if (isDefault) defaultOrder = order;
+  return order;
+}
 
 function unique(names: readonly string[]): string[] {
-  const cached = UNIQUE_DEFAULTS.get(names);
-  if (cached !== undefined) return cached;
   return [...new Set(names.map((name) => name.toLowerCase()))];
 }
 
-UNIQUE_DEFAULTS.set(DEFAULT_SIGNED_HEADERS, [...new Set(DEFAULT_SIGNED_HEADERS)]);
-UNIQUE_DEFAULTS.set(DEFAULT_OVERSIGNED_HEADERS, [...new Set(DEFAULT_OVERSIGNED_HEADERS)]);
-
 /** The hash state of one body canonicalization. */
 interface BodyHashState {
-  hash: Hash;
+  hash: Sha256Sink;
   length: LimitedSink;
   canonicalizer: BodyCanonicalizer;
 }
@@ -233,9 +259,9 @@ interface BodyHashState {
 export class DkimSigner {
   private readonly prepared: PreparedSignature[];
   private readonly time: Date;
-  private readonly normalizer = new CrlfNormalizer();
+  private normalizer: CrlfNormalizer | undefined;
   private readonly bodies = new Map<Canonicalization, BodyHashState>();
-  private headerBuffer: Buffer = Buffer.alloc(0);
+  private headerBuffer: Buffer = EMPTY;
   private header: Buffer | undefined;
 
   constructor(options: SignOptions) {
@@ -245,7 +271,7 @@ export class DkimSigner {
     for (const signature of this.prepared) {
       const method = signature.bodyCanonicalization;
       if (this.bodies.has(method)) continue;
-      const hash = createHash('sha256');
+      const hash = new Sha256Sink();
       const length = new LimitedSink(hash);
       this.bodies.set(method, {
         hash,
@@ -257,6 +283,7 @@ export class DkimSigner {
 
   /** Adds the next chunk of the message. */
   update(chunk: Buffer): void {
+    this.normalizer ??= new CrlfNormalizer();
     this.updateNormalized(this.normalizer.push(chunk));
   }
 
@@ -282,8 +309,28 @@ export class DkimSigner {
       return;
     }
     this.header = Buffer.from(combined.subarray(0, end));
-    this.headerBuffer = Buffer.alloc(0);
+    this.headerBuffer = EMPTY;
     this.updateBody(combined.subarray(end + 2));
+  }
+
+  /**
+   * Adds a whole message whose line endings are not known, checking them in the same pass as
+   * the body canonicalization. Returns false when the message has a bare LF or no blank line,
+   * and this signer is then unusable: sign `toCrlf(message)` with a new one. The signer keeps a
+   * view of `message` until `finish`, so the caller must not change it before then.
+   */
+  updateWhole(message: Buffer): boolean {
+    if (this.header !== undefined || this.headerBuffer.length > 0)
+      throw new Error('updateWhole takes the whole message, before any other update');
+    const end = indexOfHeaderEnd(message);
+    if (end === -1) return false;
+    // The header section is short, so `indexOf` per line costs less than a copy into the scan.
+    if (message[0] === LF || findBareLf(message, end + 2) !== -1) return false;
+    this.header = message.subarray(0, end);
+    const body = message.subarray(end + 2);
+    for (const state of this.bodies.values())
+      if (!state.canonicalizer.updateCheckingLineEndings(body)) return false;
+    return true;
   }
 
   private updateBody(chunk: Buffer): void {
@@ -337,25 +384,38 @@ function signOne(
     bodyHash: body.digest.toString('base64'),
   };
   const tagLines = formatSignatureTags(tags);
-  const unsigned = Buffer.from(withSignatureValue(tagLines, ''), 'latin1');
-  const data = headerData(fields, signedHeaders, signature.headerCanonicalization, unsigned);
+  const unsigned = withSignatureValue(tagLines, '');
+  const data = headerDataView(fields, signedHeaders, signature.headerCanonicalization, unsigned);
   const value = signData(signature.algorithm, data, signature.privateKey).toString('base64');
   return withSignatureValue(tagLines, value);
 }
 
 /** Returns the DKIM-Signature fields for `message`, each ending in CRLF. */
 export function sign(message: Buffer, options: SignOptions): string {
-  const signer = new DkimSigner(options);
-  signer.updateNormalized(toCrlf(message));
-  return signer.finish();
+  return signWhole(message, options).fields;
 }
 
 /** Returns `message` with CRLF line endings and its DKIM-Signature fields on top. */
 export function signMessage(message: Buffer, options: SignOptions): Buffer {
-  const normalized = toCrlf(message);
+  const { fields, normalized } = signWhole(message, options);
+  // The fields are Latin-1 text, one byte per character.
+  const output = Buffer.allocUnsafe(fields.length + normalized.length);
+  output.write(fields, 0, 'latin1');
+  normalized.copy(output, fields.length);
+  return output;
+}
+
+/**
+ * Signs a message held whole. Most messages already have CRLF line endings, so the body scan
+ * checks that on the way, and only a message with a bare LF is converted and signed again.
+ */
+function signWhole(message: Buffer, options: SignOptions): { fields: string; normalized: Buffer } {
   const signer = new DkimSigner(options);
-  signer.updateNormalized(normalized);
-  return Buffer.concat([Buffer.from(signer.finish(), 'latin1'), normalized]);
+  if (signer.updateWhole(message)) return { fields: signer.finish(), normalized: message };
+  const normalized = toCrlf(message);
+  const retry = new DkimSigner(options);
+  retry.updateNormalized(normalized);
+  return { fields: retry.finish(), normalized };
 }
 
 /** Creates a signer that takes the message in chunks. */

@@ -5,7 +5,6 @@
  * does no I/O. Strict where the RFCs say MUST: rsa-sha1 and RSA keys under 1024 bits never pass
  * (RFC 8301), From must be signed, `i=` must be within `d=`, an expired `x=` fails.
  */
-import { createHash } from 'node:crypto';
 
 import {
   parseHeaderFields,
@@ -15,7 +14,7 @@ import {
   type HeaderField,
 } from '../message/index.js';
 import { BodyCanonicalizer, LimitedSink } from './canonicalize.js';
-import { verifyData } from './crypto.js';
+import { Sha256Sink, verifyData } from './crypto.js';
 import { headerData } from './header-hash.js';
 import { MIN_RSA_BITS, parseKeyRecord, type KeyRecord } from './key-record.js';
 import { parseSignature, withoutSignatureValue, type ParsedSignature } from './signature.js';
@@ -313,7 +312,7 @@ class BodyHashes {
     const key = `${method}/${limit ?? ''}`;
     let entry = this.cache.get(key);
     if (entry === undefined) {
-      const hash = createHash('sha256');
+      const hash = new Sha256Sink();
       const sink = new LimitedSink(hash, limit);
       const canonicalizer = new BodyCanonicalizer(method, sink);
       canonicalizer.update(this.body);
