@@ -35,7 +35,7 @@ const DOMAIN = 'club.test';
 
 /**
  * Verifies every DKIM-Signature of the message on stdin (JSON: base64 message and a zone of
- * TXT values by name) and prints one boolean per signature; dkimpy raises on some failures,
+ * TXT values by name) and prints one boolean per signature. dkimpy raises on some failures,
  * such as a body hash mismatch, and those count as false. Lookups never leave the zone.
  */
 const DKIMPY_VERIFY = `
@@ -219,7 +219,7 @@ describe('key listings', () => {
     await store.close();
   });
 
-  /** The base64 lines of every PEM the store holds for the domain, which no output may carry. */
+  /** Collects the base64 lines of every PEM stored for the domain, which no output may carry. */
   async function storedKeyLines(): Promise<string[]> {
     const domain = await store.getDomain(DOMAIN);
     const lines: string[] = [];
@@ -244,11 +244,11 @@ describe('key listings', () => {
         payload: { name: DOMAIN },
       });
       expect(added.statusCode).toBe(201);
-      const shown = await app.inject({ method: 'GET', url: `/api/domains/${DOMAIN}`, headers });
-      expect(shown.statusCode).toBe(200);
-      expect(shown.json<{ keys: unknown[] }>().keys).toHaveLength(2);
+      const details = await app.inject({ method: 'GET', url: `/api/domains/${DOMAIN}`, headers });
+      expect(details.statusCode).toBe(200);
+      expect(details.json<{ keys: unknown[] }>().keys).toHaveLength(2);
 
-      for (const body of [added.body, shown.body]) {
+      for (const body of [added.body, details.body]) {
         expect(body).not.toContain('PRIVATE KEY');
         for (const line of await storedKeyLines()) expect(body).not.toContain(line);
       }
@@ -269,11 +269,11 @@ describe('key listings', () => {
     );
     const added = await herald(['domain', 'add', DOMAIN, '--json', '--config', config]);
     expect(added.status).toBe(0);
-    const shown = await herald(['domain', 'show', DOMAIN, '--json', '--config', config]);
-    expect(shown.status).toBe(0);
-    expect((JSON.parse(shown.stdout) as { keys: unknown[] }).keys).toHaveLength(2);
+    const details = await herald(['domain', 'show', DOMAIN, '--json', '--config', config]);
+    expect(details.status).toBe(0);
+    expect((JSON.parse(details.stdout) as { keys: unknown[] }).keys).toHaveLength(2);
 
-    for (const output of [added.stdout, shown.stdout]) {
+    for (const output of [added.stdout, details.stdout]) {
       expect(output).not.toContain('PRIVATE KEY');
       for (const line of await storedKeyLines()) expect(output).not.toContain(line);
     }
@@ -287,7 +287,8 @@ function herald(args: string[]): Promise<{ status: number; stdout: string }> {
       ['--import', 'tsx', 'src/cli/main.ts', ...args],
       { cwd: ROOT, timeout: 30_000, env: { ...process.env, HERALD_CONFIG: '' } },
       (error, stdout) => {
-        const status = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        let status = 0;
+        if (error !== null) status = typeof error.code === 'number' ? error.code : -1;
         resolve({ status, stdout });
       },
     );

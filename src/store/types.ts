@@ -28,8 +28,8 @@ export interface DkimKeyRecord {
   algorithm: DkimKeyAlgorithm;
   /**
    * Path of the PEM private key file, mode 0600, on the node or CLI run that created the key.
-   * The store also keeps the PEM itself (see `Store.getDkimPrivateKey`), but records never
-   * carry it, so listings of keys cannot leak it.
+   * The store also keeps the PEM itself (see `Store.getDkimPrivateKey`). Records leave it
+   * out, so key listings do not carry it.
    */
   privateKeyPath: string;
   /** The TXT record value to publish, `v=DKIM1; k=...; p=...`. */
