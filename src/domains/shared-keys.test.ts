@@ -3,7 +3,7 @@
  * own, so the second node has none of the first node's key files. On SQLite and on PostgreSQL,
  * the second node's keyring signs with keys the first one created (domain add and rotation),
  * and dkimpy (Debian's python3) verifies the signatures against the published records. The
- * listings of the REST API and of `herald domain show --json` carry no private key.
+ * REST API, the admin domain page and `herald domain show --json` show no private key.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -252,6 +252,36 @@ describe('key listings', () => {
         expect(body).not.toContain('PRIVATE KEY');
         for (const line of await storedKeyLines()) expect(body).not.toContain(line);
       }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('admin domain page shows no private key', async () => {
+    const token = 'shared-keys-admin-token';
+    const lookups = createCheckLookups({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+    const app = buildHttpApp({
+      context,
+      metrics: new Metrics(),
+      tokens: [token],
+      admin: { context, lookups, tokens: [token], secureCookies: false },
+    });
+    try {
+      await app.ready();
+      await service.addDomain(context, DOMAIN);
+      const login = await app.inject({
+        method: 'POST',
+        url: '/admin/login',
+        payload: { username: 'admin', password: token, next: '/admin/domains' },
+      });
+      expect(login.statusCode).toBe(303);
+      const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+      const page = await app.inject({ url: `/admin/domains/${DOMAIN}`, headers: { cookie } });
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain('DKIM keys and rotation');
+
+      expect(page.body).not.toContain('PRIVATE KEY');
+      for (const line of await storedKeyLines()) expect(page.body).not.toContain(line);
     } finally {
       await app.close();
     }
