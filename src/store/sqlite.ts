@@ -674,7 +674,7 @@ export class SqliteStore implements Store {
     });
     // SQLite reads the setting at each commit. It goes back to FULL at once, so every other
     // write on this connection keeps its fsync.
-    if (relaxed) this.db.pragma('synchronous = NORMAL');
+    if (relaxed) this.statement('PRAGMA synchronous = NORMAL').run();
     try {
       commitAll.immediate();
     } catch (error) {
@@ -682,7 +682,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(error);
       return;
     } finally {
-      if (relaxed) this.db.pragma('synchronous = FULL');
+      if (relaxed) this.statement('PRAGMA synchronous = FULL').run();
     }
     this.stats.commits += 1;
     if (relaxed) this.stats.relaxedCommits += 1;
