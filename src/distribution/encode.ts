@@ -32,11 +32,26 @@ const QP_LINE = 76;
 const HEX = Buffer.from('0123456789ABCDEF', 'latin1');
 const EQUALS = 0x3d;
 
+/**
+ * Output space reused by calls whose worst case fits, since the encoded text leaves as a
+ * string copy. Without it each body part of a campaign message allocated a buffer of four
+ * times its size. Larger texts get a buffer of their own, so the scratch never grows.
+ */
+const SCRATCH_BYTES = 256 * 1024;
+let scratch: Buffer | undefined;
+
 /** Encodes text as quoted-printable with CRLF line breaks; the input's line breaks are kept. */
 export function encodeQuotedPrintable(text: string): string {
   const input = Buffer.from(text.replace(/\r\n?/g, '\n'), 'utf8');
   // Worst case: every byte encoded as three, plus a soft break (=CRLF) per 25 bytes.
-  const output = Buffer.allocUnsafe(input.length * 4 + 16);
+  const needed = input.length * 4 + 16;
+  let output: Buffer;
+  if (needed <= SCRATCH_BYTES) {
+    scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+    output = scratch;
+  } else {
+    output = Buffer.allocUnsafe(needed);
+  }
   let length = 0;
   let column = 0;
 

@@ -84,6 +84,16 @@ describe('encodeQuotedPrintable', () => {
     }
   });
 
+  it('round-trips texts larger than its scratch buffer', () => {
+    // 100,000 characters of two and three UTF-8 bytes need more than the 256 KiB scratch.
+    const large = 'é€\n'.repeat(25_000);
+    const small = 'after = large\n';
+    const encodedLarge = encodeQuotedPrintable(large);
+    const encodedSmall = encodeQuotedPrintable(small);
+    expect(decodeQuotedPrintable(encodedLarge)).toBe(large.replace(/\n/g, '\r\n'));
+    expect(encodedSmall).toBe('after =3D large\r\n');
+  });
+
   it('keeps lines within 76 characters and round-trips', () => {
     const text = `${'é'.repeat(60)} end \nnext= line\t`;
     const encoded = encodeQuotedPrintable(text);
