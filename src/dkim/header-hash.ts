@@ -9,7 +9,8 @@ import type { Canonicalization } from './types.js';
 
 /**
  * Returns the header data to sign or verify. A name in `signedHeaders` with no instance left is
- * skipped: it signs the absence of the field, which is how oversigning works.
+ * skipped: it signs the absence of the field, which is how oversigning works. A name is
+ * matched case-insensitively.
  */
 export function headerData(
   fields: readonly HeaderField[],
@@ -25,21 +26,24 @@ let scratch = Buffer.allocUnsafeSlow(4096);
 
 /**
  * Returns the header data like `headerData`, as a view of a buffer that the next call
- * overwrites: use it before calling again. `signatureField` as a string is Latin-1.
+ * overwrites: use it before calling again. `signatureField` as a string is Latin-1. `groups`
+ * is `groupFields(fields)`, which a caller signing several times can compute once.
  */
 export function headerDataView(
   fields: readonly HeaderField[],
   signedHeaders: readonly string[],
   method: Canonicalization,
   signatureField: Buffer | string,
+  groups: ReadonlyMap<string, readonly HeaderField[]> = groupFields(fields),
 ): Buffer {
   const selected: Buffer[] = [];
   const used = new Map<string, number>();
   for (const name of signedHeaders) {
     const key = name.toLowerCase();
     const skip = used.get(key) ?? 0;
-    const field = pickFromBottom(fields, key, skip);
     used.set(key, skip + 1);
+    const instances = groups.get(key);
+    const field = instances?.[instances.length - 1 - skip];
     if (field !== undefined) selected.push(field.raw);
   }
   // Relaxed forms are never longer than the raw field plus CRLF.
@@ -69,20 +73,18 @@ export function headerDataView(
   return stripFinalCrlf(output.subarray(0, offset));
 }
 
-/** Returns the `skip`-th field named `key` counting from the bottom, or undefined. */
-function pickFromBottom(
-  fields: readonly HeaderField[],
-  key: string,
-  skip: number,
-): HeaderField | undefined {
-  let remaining = skip;
-  for (let index = fields.length - 1; index >= 0; index--) {
-    const field = fields[index];
-    if (field?.key !== key) continue;
-    if (remaining === 0) return field;
-    remaining--;
+/**
+ * Groups the fields by lower-case name, each group in header order, so that picking the fields
+ * of `h=` from the bottom up is one map lookup per name.
+ */
+export function groupFields(fields: readonly HeaderField[]): Map<string, HeaderField[]> {
+  const groups = new Map<string, HeaderField[]>();
+  for (const field of fields) {
+    const group = groups.get(field.key);
+    if (group === undefined) groups.set(field.key, [field]);
+    else group.push(field);
   }
-  return undefined;
+  return groups;
 }
 
 function stripFinalCrlf(data: Buffer): Buffer {

@@ -19,7 +19,7 @@ import {
 import { BodyCanonicalizer, findBareLf, LimitedSink } from './canonicalize.js';
 import { Sha256Sink, signData } from './crypto.js';
 import { formatSignatureTags, withSignatureValue } from './format.js';
-import { headerDataView } from './header-hash.js';
+import { groupFields, headerDataView } from './header-hash.js';
 import { MIN_RSA_BITS } from './key-record.js';
 import { isDomainName, parseCanonicalization } from './signature.js';
 import type { Canonicalization, DkimAlgorithm, SignatureOptions, SignOptions } from './types.js';
@@ -213,12 +213,18 @@ export function selectSignedHeaders(
   headers: readonly string[],
   oversign: readonly string[],
 ): string[] {
-  const counts = new Map<string, number>();
-  for (const field of fields) counts.set(field.key, (counts.get(field.key) ?? 0) + 1);
+  return selectFromGroups(groupFields(fields), headers, oversign);
+}
+
+function selectFromGroups(
+  groups: ReadonlyMap<string, readonly HeaderField[]>,
+  headers: readonly string[],
+  oversign: readonly string[],
+): string[] {
   const { names, extra } = nameOrder(headers, oversign);
   const selected: string[] = [];
   for (const name of names) {
-    for (let count = counts.get(name) ?? 0; count > 0; count--) selected.push(name);
+    for (let count = groups.get(name)?.length ?? 0; count > 0; count--) selected.push(name);
   }
   for (const name of extra) selected.push(name);
   return selected;
@@ -342,7 +348,8 @@ export class DkimSigner {
     // A message without a blank line is all header and has an empty body.
     const header = this.header ?? this.headerBuffer;
     const fields = parseHeaderFields(header);
-    if (!fields.some((field) => field.key === 'from')) {
+    const groups = groupFields(fields);
+    if (!groups.has('from')) {
       throw new DkimSignError(
         'the message has no From header field, which DKIM must sign',
         'message',
@@ -358,7 +365,7 @@ export class DkimSigner {
     for (const signature of this.prepared) {
       const body = digests.get(signature.bodyCanonicalization);
       if (body === undefined) throw new Error('body hash missing for a prepared canonicalization');
-      output += signOne(signature, fields, body, timestamp);
+      output += signOne(signature, fields, groups, body, timestamp);
     }
     return output;
   }
@@ -367,10 +374,11 @@ export class DkimSigner {
 function signOne(
   signature: PreparedSignature,
   fields: readonly HeaderField[],
+  groups: ReadonlyMap<string, readonly HeaderField[]>,
   body: { digest: Buffer; length: number },
   timestamp: number,
 ): string {
-  const signedHeaders = selectSignedHeaders(fields, signature.headers, signature.oversign);
+  const signedHeaders = selectFromGroups(groups, signature.headers, signature.oversign);
   const tags = {
     algorithm: signature.algorithm,
     canonicalization: `${signature.headerCanonicalization}/${signature.bodyCanonicalization}`,
@@ -385,7 +393,8 @@ function signOne(
   };
   const tagLines = formatSignatureTags(tags);
   const unsigned = withSignatureValue(tagLines, '');
-  const data = headerDataView(fields, signedHeaders, signature.headerCanonicalization, unsigned);
+  const method = signature.headerCanonicalization;
+  const data = headerDataView(fields, signedHeaders, method, unsigned, groups);
   const value = signData(signature.algorithm, data, signature.privateKey).toString('base64');
   return withSignatureValue(tagLines, value);
 }
