@@ -436,7 +436,7 @@ export class CampaignSender {
         );
       }
     } else {
-      await distribution.recordRecipients(context.campaign.id, [...prepared.skipped, ...queued], 0);
+      await distribution.recordRecipients(context.campaign.id, [...prepared.skipped, ...queued]);
       state.heldPerBatch.set(batch.afterId, held);
     }
     await this.releaseHeld(context, state, this.options.settings.batchSize, signal);
@@ -471,7 +471,7 @@ export class CampaignSender {
         index++;
       }
       const queued = await Promise.all(pending);
-      if (queued.length > 0) await distribution.recordRecipients(campaignId, queued, 0);
+      if (queued.length > 0) await distribution.recordRecipients(campaignId, queued);
       for (const afterId of released) {
         const left = (state.heldPerBatch.get(afterId) ?? 1) - 1;
         if (left > 0) {

@@ -241,13 +241,6 @@ export interface DistributionStore {
   ): Promise<void>;
   /** Campaigns whose status is `scheduled` and whose time has come, or `sending` (to resume). */
   dueCampaigns(now: Date): Promise<Campaign[]>;
-  /**
-   * Takes or renews the lease that lets one process run a campaign's send loop. Returns false
-   * while another owner holds an unexpired lease.
-   */
-  acquireCampaignLease(id: number, owner: string, leaseMs: number, now?: Date): Promise<boolean>;
-  /** Gives the lease back, when `owner` still holds it. */
-  releaseCampaignLease(id: number, owner: string): Promise<void>;
 
   /**
    * Claims the next batch of up to `limit` subscribers for `owner`: first an unfinished batch
@@ -286,14 +279,10 @@ export interface DistributionStore {
 
   // Recipients and events.
   /**
-   * Records recipients of a batch and moves the campaign cursor in one transaction, so a
-   * restart never sends a recipient twice nor skips one.
+   * Records recipients in one transaction; a recipient already recorded keeps its row. Used
+   * for messages of a batch that is still open (held by a per-domain limit).
    */
-  recordRecipients(
-    campaignId: number,
-    recipients: CampaignRecipient[],
-    cursor: number,
-  ): Promise<void>;
+  recordRecipients(campaignId: number, recipients: CampaignRecipient[]): Promise<void>;
   getRecipient(campaignId: number, subscriberId: number): Promise<CampaignRecipient | undefined>;
   /** Changes a recipient's status and records an event. */
   setRecipientStatus(

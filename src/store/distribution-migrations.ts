@@ -112,8 +112,8 @@ export const DISTRIBUTION_MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     name: 'campaign send leases',
-    // One process at a time runs a campaign's send loop: the CLI's `campaign send` and the
-    // server's scheduler both take this lease first, so a batch is never expanded twice.
+    // A lease that let one process at a time run a campaign's send loop. The batch claims of
+    // version 3 replaced it, so several processes share a campaign; the columns are unused.
     statements: () => [
       `ALTER TABLE campaigns ADD COLUMN lease_owner TEXT`,
       `ALTER TABLE campaigns ADD COLUMN lease_until BIGINT`,

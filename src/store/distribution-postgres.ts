@@ -502,28 +502,6 @@ export class PostgresDistributionStore implements DistributionStore {
     );
   }
 
-  async acquireCampaignLease(
-    id: number,
-    owner: string,
-    leaseMs: number,
-    now: Date = new Date(),
-  ): Promise<boolean> {
-    const result = await this.query(
-      `UPDATE campaigns SET lease_owner = $1, lease_until = $2
-       WHERE id = $3 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)`,
-      [owner, now.getTime() + leaseMs, id, now.getTime()],
-    );
-    return result.rowCount === 1;
-  }
-
-  async releaseCampaignLease(id: number, owner: string): Promise<void> {
-    await this.query(
-      `UPDATE campaigns SET lease_owner = NULL, lease_until = NULL
-       WHERE id = $1 AND lease_owner = $2`,
-      [id, owner],
-    );
-  }
-
   async dueCampaigns(now: Date): Promise<Campaign[]> {
     const rows = await this.rows(
       `SELECT * FROM campaigns
@@ -640,18 +618,8 @@ export class PostgresDistributionStore implements DistributionStore {
 
   // Recipients and events.
 
-  async recordRecipients(
-    campaignId: number,
-    recipients: CampaignRecipient[],
-    cursor: number,
-  ): Promise<void> {
-    await this.transaction(async (client) => {
-      await recordNewRecipients(client, campaignId, recipients);
-      await client.query('UPDATE campaigns SET cursor = GREATEST(cursor, $1) WHERE id = $2', [
-        cursor,
-        campaignId,
-      ]);
-    });
+  async recordRecipients(campaignId: number, recipients: CampaignRecipient[]): Promise<void> {
+    await this.transaction((client) => recordNewRecipients(client, campaignId, recipients));
   }
 
   async getRecipient(

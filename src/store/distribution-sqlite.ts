@@ -509,34 +509,6 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
-  acquireCampaignLease(
-    id: number,
-    owner: string,
-    leaseMs: number,
-    now: Date = new Date(),
-  ): Promise<boolean> {
-    return settle(() => {
-      const result = this.db
-        .prepare(
-          `UPDATE campaigns SET lease_owner = ?, lease_until = ?
-           WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)`,
-        )
-        .run(owner, now.getTime() + leaseMs, id, owner, now.getTime());
-      return result.changes === 1;
-    });
-  }
-
-  releaseCampaignLease(id: number, owner: string): Promise<void> {
-    return settle(() => {
-      this.db
-        .prepare(
-          `UPDATE campaigns SET lease_owner = NULL, lease_until = NULL
-           WHERE id = ? AND lease_owner = ?`,
-        )
-        .run(id, owner);
-    });
-  }
-
   dueCampaigns(now: Date): Promise<Campaign[]> {
     return settle(() =>
       this.all(
@@ -699,19 +671,9 @@ export class SqliteDistributionStore implements DistributionStore {
 
   // Recipients and events.
 
-  recordRecipients(
-    campaignId: number,
-    recipients: CampaignRecipient[],
-    cursor: number,
-  ): Promise<void> {
+  recordRecipients(campaignId: number, recipients: CampaignRecipient[]): Promise<void> {
     return settle(() => {
-      const run = this.db.transaction(() => {
-        this.insertRecipients(campaignId, recipients);
-        this.db
-          .prepare('UPDATE campaigns SET cursor = MAX(cursor, ?) WHERE id = ?')
-          .run(cursor, campaignId);
-      });
-      run();
+      this.db.transaction(() => this.insertRecipients(campaignId, recipients))();
     });
   }
 

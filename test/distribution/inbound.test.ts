@@ -78,7 +78,6 @@ beforeAll(async () => {
       detail: '',
       updatedAt: new Date(),
     })),
-    subscribers[subscribers.length - 1]!.id,
   );
 
   const routes = new Map<string, DistributionRoute[]>();

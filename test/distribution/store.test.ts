@@ -165,22 +165,17 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     });
     expect([...(await db.alreadyQueued(campaign.id, [ids[0]!, ids[1]!]))]).toEqual([ids[0]]);
 
-    await db.recordRecipients(
-      campaign.id,
-      [
-        {
-          campaignId: campaign.id,
-          subscriberId: ids[0]!,
-          address: 'a@example.net',
-          status: 'queued',
-          messageId,
-          detail: '',
-          updatedAt: new Date(),
-        },
-      ],
-      ids[0]!,
-    );
-    expect((await db.getCampaign(campaign.id))!.cursor).toBe(ids[0]);
+    await db.recordRecipients(campaign.id, [
+      {
+        campaignId: campaign.id,
+        subscriberId: ids[0]!,
+        address: 'a@example.net',
+        status: 'queued',
+        messageId,
+        detail: '',
+        updatedAt: new Date(),
+      },
+    ]);
     expect(await db.queueChanges(campaign.id, 10)).toEqual([]);
 
     const [entry] = await store.listEntriesOfMessage(messageId);
@@ -224,34 +219,6 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     });
     expect((await db.dueCampaigns(new Date())).map((c) => c.id)).toEqual([soon.id]);
     expect((await db.getCampaign(draft.id))!.status).toBe('draft');
-  });
-
-  it('leases a campaign to one sender', async () => {
-    const org = await db.createOrganisation('A');
-    const list = await db.createList({ organisationId: org.id, name: 'L' });
-    const campaign = await db.createCampaign({
-      organisationId: org.id,
-      listId: list.id,
-      name: 'c',
-      fromAddress: 'n@club.example',
-      subject: 's',
-      html: 'h',
-    });
-    const now = new Date('2026-12-01T10:00:00Z');
-    const later = (ms: number) => new Date(now.getTime() + ms);
-
-    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, now)).toBe(true);
-    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(1_000))).toBe(false);
-    // The holder renews; the other owner gets it only once the lease has expired.
-    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(30_000))).toBe(true);
-    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(80_000))).toBe(false);
-    expect(await db.acquireCampaignLease(campaign.id, 'server', 60_000, later(91_000))).toBe(true);
-
-    // Only the holder's release frees it.
-    await db.releaseCampaignLease(campaign.id, 'cli');
-    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(92_000))).toBe(false);
-    await db.releaseCampaignLease(campaign.id, 'server');
-    expect(await db.acquireCampaignLease(campaign.id, 'cli', 60_000, later(93_000))).toBe(true);
   });
 
   it('claims campaign batches under leases', async () => {
@@ -389,14 +356,12 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
       detail: '',
       updatedAt: new Date(),
     });
-    await db.recordRecipients(campaign.id, [recipient(a, 'a@example.net')], a);
-    // Recording a again adds no row and no event, and the cursor never moves back.
-    await db.recordRecipients(
-      campaign.id,
-      [recipient(b, 'b@example.net'), recipient(a, 'a@example.net')],
-      a - 1,
-    );
-    expect((await db.getCampaign(campaign.id))!.cursor).toBe(a);
+    await db.recordRecipients(campaign.id, [recipient(a, 'a@example.net')]);
+    // Recording a again adds no row and no event.
+    await db.recordRecipients(campaign.id, [
+      recipient(b, 'b@example.net'),
+      recipient(a, 'a@example.net'),
+    ]);
     expect(await db.listCampaignEvents(campaign.id)).toHaveLength(2);
 
     await db.setRecipientStatuses(campaign.id, [
@@ -595,33 +560,6 @@ describe('PostgreSQL distribution store across connections', () => {
     }
   });
 
-  it('gives a free campaign lease to one node', async () => {
-    const { nodes, close } = await openNodes(4);
-    try {
-      const org = await nodes[0]!.createOrganisation('A');
-      const list = await nodes[0]!.createList({ organisationId: org.id, name: 'L' });
-      const now = new Date();
-      for (let round = 0; round < 20; round++) {
-        const campaign = await nodes[0]!.createCampaign({
-          organisationId: org.id,
-          listId: list.id,
-          name: `c${round}`,
-          fromAddress: 'n@club.example',
-          subject: 's',
-          html: 'h',
-        });
-        const won = await Promise.all(
-          nodes.map((node, index) =>
-            node.acquireCampaignLease(campaign.id, `node${index}`, 60_000, now),
-          ),
-        );
-        expect(won.filter(Boolean)).toHaveLength(1);
-      }
-    } finally {
-      await close();
-    }
-  });
-
   it('claims disjoint batches from four nodes', async () => {
     const { nodes, close } = await openNodes(4);
     try {
@@ -733,7 +671,10 @@ describe('PostgreSQL distribution store across connections', () => {
         expect(time.getTime()).toBeGreaterThanOrEqual(before);
         expect(time.getTime()).toBeLessThanOrEqual(Date.now());
       }
-      await db.recordRecipients(
+      const batch = await db.claimCampaignBatch(campaign.id, 'node', { limit: 10, leaseMs: 1000 });
+      expect(batch).toMatchObject({ afterId: 0, lastId: high + 1 });
+      expect(batch!.subscribers[0]!.id).toBe(high + 1);
+      const recorded = await db.recordBatch(
         campaign.id,
         [
           {
@@ -746,8 +687,9 @@ describe('PostgreSQL distribution store across connections', () => {
             updatedAt: new Date(),
           },
         ],
-        ids[0]!,
+        { afterId: 0, owner: 'node' },
       );
+      expect(recorded).toBe(true);
       const updated = (await db.getCampaign(campaign.id))!;
       expect(updated.cursor).toBe(high + 1);
       const recipient = (await db.getRecipient(campaign.id, ids[0]!))!;
