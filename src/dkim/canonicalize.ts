@@ -7,7 +7,7 @@
  */
 import { isWsp } from '../message/index.js';
 import type { Canonicalization } from './types.js';
-import { loadChunk } from './wasm-scan.js';
+import { loadChunk, scanAvailable } from './wasm-scan.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -174,40 +174,56 @@ export class BodyCanonicalizer {
 
   /**
    * Relaxed: writes clean stretches whole and rewrites each WSP run that needs it. The
-   * WebAssembly scan finds the runs and, in the same pass, the bare LFs.
+   * WebAssembly scan finds the runs and, in the same pass, the bare LFs. It takes the chunk in
+   * blocks of `SCAN_BLOCK` bytes, and the clean part of each block goes to the sink before the
+   * next is copied, so the hash reads bytes that the copy has just brought into the cache.
    */
   private writeRelaxed(chunk: Buffer, end: number): void {
     // Small chunks are not worth the copy into WebAssembly memory.
-    const loaded = end >= WASM_THRESHOLD ? loadChunk(chunk, end) : null;
-    if (loaded === null) {
+    if (end < WASM_THRESHOLD || !scanAvailable()) {
       this.writeRelaxedInJs(chunk, end);
       return;
     }
     let position = 0;
-    let from = 0;
-    while (from < end) {
-      const match = loaded.scan(from, end);
-      if (match === -1) break;
-      const byte = chunk[match];
-      // The scan matches the byte before a bare LF too; `match + 1 < end` holds for those.
-      if (chunk[match + 1] === LF && byte !== CR) {
-        if (this.checkingLineEndings) {
+    for (let blockStart = 0; blockStart < end; blockStart += SCAN_BLOCK) {
+      const blockEnd = Math.min(blockStart + SCAN_BLOCK, end);
+      // One byte past the block, for the pairs that start on its last byte.
+      const loadEnd = Math.min(blockEnd + 1, end);
+      const loaded = loadChunk(chunk, loadEnd, blockStart);
+      if (loaded === null) throw new Error('the WebAssembly scan failed to load a block');
+      let from = Math.max(position, blockStart);
+      while (from < blockEnd) {
+        const local = loaded.scan(from - blockStart, loadEnd - blockStart);
+        // A match on the byte past the block is found again in the next block.
+        if (local === -1 || local + blockStart >= blockEnd) break;
+        const match = local + blockStart;
+        const byte = chunk[match];
+        // The scan matches the byte before a bare LF too; `match + 1 < end` holds for those.
+        if (chunk[match + 1] === LF && byte !== CR) {
+          if (this.checkingLineEndings) {
+            this.foundBareLf = true;
+            return;
+          }
+          if (!isWsp(byte)) {
+            from = match + 1;
+            continue;
+          }
+        }
+        const runEnd = this.writeRun(chunk, position, match, end);
+        // An LF right after a run has WSP, not CR, before it; the scan resumes past it.
+        if (this.checkingLineEndings && runEnd < end && chunk[runEnd] === LF) {
           this.foundBareLf = true;
           return;
         }
-        if (!isWsp(byte)) {
-          from = match + 1;
-          continue;
-        }
+        position = runEnd;
+        from = runEnd;
       }
-      const runEnd = this.writeRun(chunk, position, match, end);
-      // An LF right after a run has WSP, not CR, before it; the scan resumes past it.
-      if (this.checkingLineEndings && runEnd < end && chunk[runEnd] === LF) {
-        this.foundBareLf = true;
-        return;
+      // Never between the CR and LF of a CRLF, which could be trailing empty lines.
+      const flushEnd = chunk[blockEnd - 1] === CR ? blockEnd - 1 : blockEnd;
+      if (flushEnd > position) {
+        this.writeSegment(chunk, position, flushEnd);
+        position = flushEnd;
       }
-      position = runEnd;
-      from = runEnd;
     }
     this.writeSegment(chunk, position, end);
   }
@@ -280,6 +296,8 @@ const CRLF_BLOCK = Buffer.from('\r\n'.repeat(512));
 
 /** Chunks from this size on are scanned with WebAssembly SIMD. */
 const WASM_THRESHOLD = 512;
+/** The relaxed scan copies this much into WebAssembly memory at a time, so it stays cached. */
+const SCAN_BLOCK = 16 * 1024;
 
 /** Returns the smaller of two positions before `end`, or -1 when neither is before it. */
 function earliest(a: number, b: number, end: number): number {

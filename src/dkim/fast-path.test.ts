@@ -132,6 +132,14 @@ describe('whole-message fast path', () => {
     'bare LF in a short body': 'a\nb\r\n',
     'CR LF split by WSP': `${'x'.repeat(600)}\r \n`,
     'whitespace-only lines at the end': `${'text\r\n'.repeat(100)} \r\n\t\r\n  \r\n`,
+    // The relaxed scan works in blocks of 16 KiB; these cases put a CRLF, a run or a bare LF
+    // across the first block boundary, which is at byte 16384 of the body.
+    'CRLF across a block boundary at the end': `${'x'.repeat(16383)}\r\n\r\n`,
+    'CRLF across a block boundary': `${'x'.repeat(16383)}\r\nmore\r\n`,
+    'run across a block boundary': `${'x'.repeat(16383)}  y\r\n`,
+    'trailing run at a block boundary': `${'x'.repeat(16382)}  \r\n\r\n`,
+    'bare LF after a block boundary': `${'x'.repeat(16384)}\nz\r\n`,
+    'bare LF on a block boundary': `${'x'.repeat(16383)}\ny\r\n`,
   };
   for (const [name, body] of Object.entries(cases)) {
     it(`matches the plain path: ${name}`, () => {
@@ -158,6 +166,18 @@ describe('whole-message fast path', () => {
       // Up to about 8 KiB: small bodies take the JavaScript scan, larger ones WebAssembly.
       const body = randomBody(random, random(400));
       expectSamePaths(Buffer.from(HEADER + body, 'latin1'), `round ${round}`);
+    }
+  });
+
+  it('matches the plain path on seeded random bodies over several scan blocks', () => {
+    const random = createRandom(16384);
+    for (let round = 0; round < 8; round++) {
+      const body = Buffer.from(randomBody(random, 4000 + random(4000)), 'latin1');
+      expectSamePaths(Buffer.concat([Buffer.from(HEADER), body]), `round ${round}`);
+      // The same body without bare LFs, so the fast path runs through every block.
+      const crlf = toCrlf(body);
+      expect(findBareLf(crlf, crlf.length)).toBe(-1);
+      expectSamePaths(Buffer.concat([Buffer.from(HEADER), crlf]), `round ${round} CRLF`);
     }
   });
 

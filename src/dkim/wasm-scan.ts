@@ -407,6 +407,11 @@ function load(): ScanExports | null {
   return exports;
 }
 
+/** Returns true when the WebAssembly scans can run here. */
+export function scanAvailable(): boolean {
+  return load() !== null;
+}
+
 /** The scans over the chunk most recently copied into the module's memory. */
 export interface LoadedChunk {
   /** Returns the first relaxed match in `[start, end)`, or -1. */
@@ -416,17 +421,18 @@ export interface LoadedChunk {
 }
 
 /**
- * Copies `chunk[0, end)` into the module's memory. Returns null when the chunk is too large or
- * WebAssembly is not available, and the caller then scans in JavaScript. Only one chunk is
- * loaded at a time: loading another replaces it.
+ * Copies `chunk[start, end)` into the module's memory, where the scans see it from index 0.
+ * Returns null when the range is too large or WebAssembly is not available, and the caller then
+ * scans in JavaScript. Only one range is loaded at a time: loading another replaces it.
  */
-export function loadChunk(chunk: Buffer, end: number): LoadedChunk | null {
+export function loadChunk(chunk: Buffer, end: number, start = 0): LoadedChunk | null {
   const module = load();
-  if (module === null || end > MAX_WASM_CHUNK) return null;
-  const needed = Math.ceil(end / PAGE) - module.memory.buffer.byteLength / PAGE;
+  const length = end - start;
+  if (module === null || length > MAX_WASM_CHUNK) return null;
+  const needed = Math.ceil(length / PAGE) - module.memory.buffer.byteLength / PAGE;
   if (needed > 0) module.memory.grow(needed);
   // Growing replaces the memory's ArrayBuffer, so the cached view is rebuilt after it.
   if (view?.buffer !== module.memory.buffer) view = new Uint8Array(module.memory.buffer);
-  view.set(end === chunk.length ? chunk : chunk.subarray(0, end));
+  view.set(start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end));
   return module;
 }
