@@ -35,6 +35,18 @@ export function checkAddress(input: string): AddressCheck {
   return { ok: true, address };
 }
 
+/**
+ * The first control character of a subscriber's name or field value, described for an error,
+ * or undefined when there is none. NUL and the other C0 controls except tab, CR and LF are
+ * refused: RFC 5322 allows none of them in a message, and PostgreSQL text cannot hold NUL.
+ */
+export function controlCharacterIn(value: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  const match = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(value);
+  if (!match) return undefined;
+  return `U+${match[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
 /** Lower-cased form used to match subscribers and suppressions. */
 export function addressKey(address: string): string {
   return address.trim().toLowerCase();

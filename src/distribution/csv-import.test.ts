@@ -90,6 +90,23 @@ describe('importSubscribersCsv', () => {
     expect(summary).toMatchObject({ rows: 8, imported: 4, duplicates: 1, rejected: 4 });
   });
 
+  it('rejects control characters in names and fields', async () => {
+    const csv = [
+      'email,name,city',
+      'ann@example.org,Ann,Oslo',
+      'bob@example.org,Bo\u0000b,Riga',
+      'cleo@example.org,Cleo,Tal\u001binn',
+      'dan@example.org,"Dan\tDoe",Bergen',
+    ].join('\n');
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from([csv]), { write: list.write });
+    expect(list.rows.map((row) => row.address)).toEqual(['ann@example.org', 'dan@example.org']);
+    expect(summary.rejects).toEqual([
+      { line: 3, reason: 'control character U+0000 in a field', address: 'bob@example.org' },
+      { line: 4, reason: 'control character U+001B in a field', address: 'cleo@example.org' },
+    ]);
+  });
+
   it('accepts a byte order mark and CRLF line endings', async () => {
     const csv = '\ufeffEmail,First_Name,Last_Name\r\nann@example.org,Ann,Lee\r\n';
     const list = memoryList();

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 
 import { parse, type CsvError } from 'csv-parse';
 
-import { checkAddress } from './address.js';
+import { checkAddress, controlCharacterIn } from './address.js';
 import type { NewSubscriber } from './types.js';
 
 export interface ImportReject {
@@ -176,6 +176,10 @@ function toSubscriber(
     if (value !== undefined && value !== '') fields[field.name] = value;
   }
   let name = columns.name >= 0 ? (record[columns.name] ?? '') : '';
+  for (const value of [name, ...Object.values(fields)]) {
+    const control = controlCharacterIn(value);
+    if (control) return { reason: `control character ${control} in a field`, address: raw };
+  }
   if (name === '') name = [fields.first_name, fields.last_name].filter(Boolean).join(' ');
   return { address: check.address, name, fields };
 }

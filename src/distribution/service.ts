@@ -12,7 +12,7 @@ import { stringify } from 'csv-stringify';
 
 import { domainOf, parseAddressList } from '../message/index.js';
 import type { Store } from '../store/types.js';
-import { checkAddress } from './address.js';
+import { checkAddress, controlCharacterIn } from './address.js';
 import { compileCampaign } from './compose.js';
 import { importSubscribersCsv, type ImportOptions, type ImportSummary } from './csv-import.js';
 import type { CampaignProgress } from './progress.js';
@@ -189,6 +189,10 @@ export class DistributionService {
     await this.getList(principal, listId);
     const check = checkAddress(input.address);
     if (!check.ok) throw new InvalidRequestError(`${input.address}: ${check.reason}`);
+    for (const [key, value] of Object.entries({ name: input.name ?? '', ...input.fields })) {
+      const control = controlCharacterIn(value);
+      if (control) throw new InvalidRequestError(`${key}: control character ${control}`);
+    }
     const { ids } = await this.db.addSubscribers(listId, [{ ...input, address: check.address }]);
     const subscriber =
       ids[0] === null || ids[0] === undefined

@@ -815,8 +815,8 @@ export class PostgresDistributionStore implements DistributionStore {
  * address twice (in any case) the first occurrence is inserted, as a loop of single inserts
  * would do, and the second one is skipped by ON CONFLICT DO NOTHING.
  *
- * NOTE: PostgreSQL text cannot contain U+0000, so an address or name with that character
- * fails the whole call here, while SQLite stores it. Fields are JSON, which escapes it.
+ * PostgreSQL text cannot contain U+0000. The import and the service refuse control
+ * characters in names and fields, and addresses are ASCII atoms, so none reaches this point.
  */
 async function insertSubscribers(
   client: pg.PoolClient,
