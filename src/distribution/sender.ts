@@ -93,7 +93,7 @@ interface PreparedBatch {
   batch: CampaignBatch;
 }
 
-/** What one run of a campaign keeps between batches. */
+/** State of one run of a campaign, kept between batches. */
 interface SendState {
   campaign: TokenBucket;
   domains: DomainThrottle;

@@ -40,7 +40,7 @@ export const DEFAULT_DISTRIBUTION_SETTINGS: DistributionSettings = {
   domainRules: [],
 };
 
-/** The distribution settings of a loaded configuration (`distribution.*` in the settings table). */
+/** Builds the distribution settings from a loaded configuration (`distribution.*` rows). */
 export function distributionSettings(config: HeraldConfig['distribution']): DistributionSettings {
   return {
     publicUrl: config.publicUrl,

@@ -868,7 +868,7 @@ export class SqliteDistributionStore implements DistributionStore {
 }
 
 /**
- * The send window of a batch of `count` messages under the campaign's rate: it starts at the
+ * Computes the send window of a batch of `count` messages under the campaign's rate: it starts at the
  * later of now and the campaign's `rate_slot`, and `next` is the slot after it (null when
  * the campaign has no rate).
  */

@@ -1,8 +1,8 @@
 /**
- * One campaign sent by two `herald serve` nodes on one PostgreSQL database. The domain, its
- * DKIM keys, the organisation, a list of 5,000 subscribers and the campaign are set up with
- * the CLI from a third data directory, so neither node has the key files on disk and both
- * sign with the keys in the database. The campaign is scheduled; both nodes' schedulers pick
+ * One campaign sent by two `herald serve` nodes on one PostgreSQL database. The CLI sets up
+ * the domain, its DKIM keys, the organisation, a list of 5,000 subscribers and the campaign
+ * from a third data directory. Neither node has the key files on disk, so both sign with the
+ * keys in the database. The campaign is scheduled; both nodes' schedulers pick
  * it up and claim batches of 100. A rate limit stretches the send over several seconds, so
  * both nodes take part, and it must hold for the two nodes together.
  *
@@ -67,9 +67,9 @@ afterAll(async () => {
 });
 
 /**
- * Settings of both nodes. The leases are short so that a killed node's work moves on quickly,
- * but long enough that a node on this busy machine renews them in time: a delivery lease lost
- * while its node still delivers is the at-least-once window, and would deliver twice.
+ * Settings of both nodes. The leases are short so that a killed node's work moves on quickly.
+ * They are long enough that a node on this busy machine renews them in time, because a
+ * delivery lease lost while its node still delivers is the at-least-once window.
  */
 function nodeSettings(storeUrl: string, name: string) {
   return {
