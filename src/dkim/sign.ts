@@ -123,7 +123,9 @@ export function prepareSignature(options: SignatureOptions): PreparedSignature {
   if (!isCheckedDomainName(options.selector))
     throw new DkimSignError(`${where}: invalid selector "${options.selector}"`);
   const algorithm = checkKey(options, where);
-  const canonicalization = parseCanonicalization(options.canonicalization ?? 'relaxed/relaxed');
+  const canonicalization =
+    CANONICALIZATION_PAIRS.get(options.canonicalization ?? 'relaxed/relaxed') ??
+    parseCanonicalization(options.canonicalization);
   if (canonicalization === undefined) {
     throw new DkimSignError(
       `${where}: unknown canonicalization "${options.canonicalization}"; use simple or relaxed, as header/body`,
@@ -156,6 +158,16 @@ export function prepareSignature(options: SignatureOptions): PreparedSignature {
     bodyLength: options.bodyLength ?? false,
   };
 }
+
+/** The four `c=` pairs as written in lower case, parsed once. */
+const CANONICALIZATION_PAIRS = new Map<string, [Canonicalization, Canonicalization]>(
+  (['simple', 'relaxed'] as const).flatMap((header) =>
+    (['simple', 'relaxed'] as const).map(
+      (body) =>
+        [`${header}/${body}`, [header, body]] as [string, [Canonicalization, Canonicalization]],
+    ),
+  ),
+);
 
 /** Names that passed `isDomainName`, since a signer signs for a few domains many times. */
 const VALID_NAMES = new Set<string>();
