@@ -9,8 +9,8 @@
  * Then batch signing on a worker pool against one core, and verification of 10,000 messages
  * with an in-memory key cache. Every figure is the median of several rounds, and each ratio to
  * the raw rate is the median of the ratios within the rounds. Single-core rates count calls per
- * CPU second of the process, which is steadier than wall time on a shared machine; batch rates
- * are per wall-clock second. The load average is printed at the start and the end.
+ * CPU second of the process, because that is steadier than wall time on a shared machine.
+ * Batch rates are per wall-clock second. The load average is printed at the start and the end.
  */
 import { execFileSync } from 'node:child_process';
 import {

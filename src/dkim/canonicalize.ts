@@ -228,7 +228,7 @@ export class BodyCanonicalizer {
     this.writeSegment(chunk, position, end);
   }
 
-  /** The relaxed pass without WebAssembly: `indexOf` for tabs and a loop for spaces. */
+  /** Runs the relaxed pass without WebAssembly: `indexOf` finds tabs and a loop finds spaces. */
   private writeRelaxedInJs(chunk: Buffer, end: number): void {
     if (this.checkingLineEndings && findBareLf(chunk, end) !== -1) {
       this.foundBareLf = true;

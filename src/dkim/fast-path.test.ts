@@ -92,7 +92,7 @@ function expectSamePaths(message: Buffer, label: string): void {
   ).toBe(true);
 }
 
-/** A random body from pieces that exercise every branch of the scans. */
+/** Builds a random body from pieces that exercise every branch of the scans. */
 function randomBody(random: (limit: number) => number, pieces: number): string {
   const alphabet = [
     'word',
@@ -132,7 +132,7 @@ describe('whole-message fast path', () => {
     'bare LF in a short body': 'a\nb\r\n',
     'CR LF split by WSP': `${'x'.repeat(600)}\r \n`,
     'whitespace-only lines at the end': `${'text\r\n'.repeat(100)} \r\n\t\r\n  \r\n`,
-    // The relaxed scan works in blocks of 16 KiB; these cases put a CRLF, a run or a bare LF
+    // The relaxed scan works in blocks of 16 KiB. These cases put a CRLF, a run or a bare LF
     // across the first block boundary, which is at byte 16384 of the body.
     'CRLF across a block boundary at the end': `${'x'.repeat(16383)}\r\n\r\n`,
     'CRLF across a block boundary': `${'x'.repeat(16383)}\r\nmore\r\n`,
@@ -198,7 +198,7 @@ describe('whole-message fast path', () => {
   });
 });
 
-/** The scans of `wasm-scan.ts`, written byte by byte. */
+/** Scans like `scan` of `wasm-scan.ts`, one byte at a time. */
 function referenceScan(bytes: Buffer, start: number, end: number): number {
   for (let index = start; index < end; index++) {
     const byte = bytes[index];

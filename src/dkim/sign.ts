@@ -249,7 +249,7 @@ interface NameOrder {
   extra: string[];
 }
 
-/** The order of the default lists, computed once; other lists are processed per call. */
+/** The order of the default lists, computed once. Other lists are processed per call. */
 let defaultOrder: NameOrder | undefined;
 
 function nameOrder(headers: readonly string[], oversign: readonly string[]): NameOrder {

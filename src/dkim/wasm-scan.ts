@@ -1,8 +1,7 @@
 /**
  * WebAssembly SIMD scans for body canonicalization, 16 bytes per step. JavaScript reads bytes
- * one at a time, and a two-byte `Buffer#indexOf` stops at every single space, so these scans
- * replace both the search for the whitespace runs of relaxed canonicalization and the search
- * for bare LF line endings with one pass over the body.
+ * one at a time, and a two-byte `Buffer#indexOf` stops at every single space. One pass of these
+ * scans finds both the whitespace runs of relaxed canonicalization and the bare LF line endings.
  *
  * The module exports `memory` and two functions, both returning the first matching index in
  * `[start, end)` or -1:
@@ -180,7 +179,7 @@ const returnFirstLane = (mask: number, offset: number) => [
 ];
 
 /**
- * The body of a scan function. The first loop tests 32 positions per step and the second 16,
+ * Builds the body of a scan function. The first loop tests 32 positions per step and the second 16,
  * each while the last following byte it reads is before `end`. The byte loop finishes the rest:
  * `scalarMatch` leaves 1 on the stack when `BYTE` at `INDEX`, with `NEXT` the following byte or
  * -1 at the end, is a match.
