@@ -33,24 +33,31 @@ const HEX = Buffer.from('0123456789ABCDEF', 'latin1');
 const EQUALS = 0x3d;
 
 /**
- * Output space reused by calls whose worst case fits, since the encoded text leaves as a
- * string copy. Without it each body part of a campaign message allocated a buffer of four
- * times its size. Larger texts get a buffer of their own, so the scratch never grows.
+ * Input and output space reused by every call whose text fits, since the encoded text leaves
+ * as a string copy. Without them each body part of a campaign message allocated two buffers,
+ * one of four times its size. A larger text gets buffers of its own, so these never grow.
  */
-const SCRATCH_BYTES = 256 * 1024;
-let scratch: Buffer | undefined;
+const SCRATCH_INPUT_BYTES = 64 * 1024;
+/** Worst case: every byte encoded as three, plus a soft break (=CRLF) per 25 bytes. */
+const worstCase = (inputBytes: number): number => inputBytes * 4 + 16;
+let scratch: { input: Buffer; output: Buffer } | undefined;
 
 /** Encodes text as quoted-printable with CRLF line breaks; the input's line breaks are kept. */
 export function encodeQuotedPrintable(text: string): string {
-  const input = Buffer.from(text.replace(/\r\n?/g, '\n'), 'utf8');
-  // Worst case: every byte encoded as three, plus a soft break (=CRLF) per 25 bytes.
-  const needed = input.length * 4 + 16;
+  const normalized = text.replace(/\r\n?/g, '\n');
+  let input: Buffer;
   let output: Buffer;
-  if (needed <= SCRATCH_BYTES) {
-    scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
-    output = scratch;
+  // A UTF-16 code unit takes at most three bytes of UTF-8.
+  if (normalized.length * 3 <= SCRATCH_INPUT_BYTES) {
+    scratch ??= {
+      input: Buffer.allocUnsafe(SCRATCH_INPUT_BYTES),
+      output: Buffer.allocUnsafe(worstCase(SCRATCH_INPUT_BYTES)),
+    };
+    input = scratch.input.subarray(0, scratch.input.write(normalized, 'utf8'));
+    output = scratch.output;
   } else {
-    output = Buffer.allocUnsafe(needed);
+    input = Buffer.from(normalized, 'utf8');
+    output = Buffer.allocUnsafe(worstCase(input.length));
   }
   let length = 0;
   let column = 0;

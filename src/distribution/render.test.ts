@@ -85,7 +85,7 @@ describe('encodeQuotedPrintable', () => {
   });
 
   it('round-trips texts larger than its scratch buffer', () => {
-    // 100,000 characters of two and three UTF-8 bytes need more than the 256 KiB scratch.
+    // 75,000 UTF-16 code units (150,000 bytes of UTF-8) are past the 64 KiB input scratch.
     const large = 'é€\n'.repeat(25_000);
     const small = 'after = large\n';
     const encodedLarge = encodeQuotedPrintable(large);
