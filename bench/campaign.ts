@@ -41,7 +41,7 @@ const DIST = process.env.CAMPAIGN_DIST
   ? pathToFileURL(`${path.resolve(process.env.CAMPAIGN_DIST)}/`)
   : new URL('../dist/', import.meta.url);
 
-/** What a child process needs; it crosses as JSON in the environment. */
+/** Input of a child process, passed as JSON in the environment. */
 interface ChildInput {
   mode: 'import' | 'campaign' | 'stages';
   dist: string;
@@ -90,9 +90,10 @@ interface StageResult {
 type ChildResult = ImportResult | CampaignResult | StageResult;
 
 /**
- * The body of every child process. It runs as plain JavaScript under `node`: the parent sends
- * this function's source text, so it uses nothing but its argument, Node's built-in modules
- * and the compiled modules under `input.dist`, and it reports through `process.send`.
+ * Runs one measured part in a child process, as plain JavaScript under `node`. The parent
+ * sends this function's source text, so it uses nothing but its argument, Node's built-in
+ * modules and the compiled modules under `input.dist`. The child reports through
+ * `process.send`.
  */
 async function childMain(input: ChildInput): Promise<ChildResult> {
   const { createPrivateKey } = await import('node:crypto');
@@ -129,7 +130,7 @@ async function childMain(input: ChildInput): Promise<ChildResult> {
   const mib = (bytes: number): number => bytes / 1024 / 1024;
   const seconds = (since: bigint): number => Number(process.hrtime.bigint() - since) / 1e9;
 
-  /** Samples the resident set size until stopped; at the peak, also the main thread's heap. */
+  /** Samples the resident set size until stopped, and the main thread's heap at the peak. */
   function startRssSampler(): () => Peak {
     let peak = process.memoryUsage();
     const sample = (): void => {
@@ -228,7 +229,7 @@ async function childMain(input: ChildInput): Promise<ChildResult> {
       startDeliveryWorkers({
         store,
         // The resolver's replies come from the parent process, which may be descheduled on a
-        // busy machine: a long timeout and quick retries keep that out of the rate.
+        // busy machine, so a long timeout and quick retries keep that out of the rate.
         resolver: new Resolver({ servers: [input.dnsServer], timeoutMs: 10_000 }),
         logger: createLogger({ level: 'silent' }),
         maxSleepMs: 500,
@@ -348,7 +349,7 @@ async function childMain(input: ChildInput): Promise<ChildResult> {
 }
 
 /**
- * Runs `childMain` in a fresh `node` process, from a temporary `.mjs` file that holds its
+ * Runs `childMain` in a fresh `node` process, from a temporary `.mjs` file that contains its
  * source text. A function compiled by tsx calls esbuild's `__name` helper to keep function
  * names, so the file defines it as a no-op.
  */
