@@ -19,8 +19,11 @@ export function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** Bodies up to this many canonical bytes are collected and hashed in one `crypto.hash` call. */
-const COLLECT_LIMIT = 16 * 1024;
+/**
+ * Bodies up to this many canonical bytes are collected and hashed in one `crypto.hash` call.
+ * It is below the 16 KiB block of the relaxed scan, so a long body streams from its first block.
+ */
+const COLLECT_LIMIT = 8 * 1024;
 /**
  * Collection buffers free for reuse. A sink takes one on its first write and returns it at
  * `digest`.

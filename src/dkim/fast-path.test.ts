@@ -185,7 +185,7 @@ describe('whole-message fast path', () => {
     const random = createRandom(3);
     const line = 'The quick brown fox jumps over the lazy dog, and the dog does not mind.\r\n';
     let body = line.repeat(3_000_000 / line.length);
-    // A few runs and a tab far into the body, past the 16 KiB of a collected body hash.
+    // A few runs and a tab far into the body, past the 8 KiB of a collected body hash.
     const at = 2_000_000 + random(1000);
     body = `${body.slice(0, at)}  \t ${body.slice(at)}trailing  `;
     expectSamePaths(Buffer.from(HEADER + body, 'latin1'), '3 MB');
@@ -278,7 +278,7 @@ describe('updateCheckingLineEndings', () => {
 describe('Sha256Sink', () => {
   it('matches createHash for collected and streamed bodies', () => {
     const random = createRandom(5);
-    for (const total of [0, 1, 1000, 16 * 1024, 16 * 1024 + 1, 100_000]) {
+    for (const total of [0, 1, 1000, 8 * 1024, 8 * 1024 + 1, 16 * 1024, 100_000]) {
       const data = Buffer.alloc(total);
       for (let index = 0; index < total; index++) data[index] = random(256);
       const sink = new Sha256Sink();
