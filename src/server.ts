@@ -93,6 +93,7 @@ export async function startServer(
     signer,
     () => delivery.notify(),
     logger,
+    delivery.owner,
   ).catch(undo);
   started.push(() => distribution.close());
 
@@ -145,6 +146,7 @@ export async function startServer(
       tokens: config.api.tokens,
       onChange: reloadKeys,
       onRetry: () => delivery.notify(),
+      node: delivery.owner,
     },
   });
   started.push(() => http.close());
@@ -254,6 +256,7 @@ async function startCampaigns(
   signer: ReturnType<typeof createSigningPool>,
   notify: () => void,
   logger: Logger,
+  owner: string,
 ): Promise<DistributionRuntime> {
   return startDistribution({
     store,
@@ -263,6 +266,7 @@ async function startCampaigns(
     notify,
     settings: distributionSettings(config.distribution),
     logger: logger.child({ component: 'distribution' }),
+    owner,
   });
 }
 

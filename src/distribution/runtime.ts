@@ -33,6 +33,8 @@ export interface DistributionRuntimeOptions {
   notify?: () => void;
   settings?: DistributionSettings;
   logger?: SenderLogger;
+  /** Owner name of the sender's batch leases (the node name); one per process unless given. */
+  owner?: string;
   /** Start the campaign scheduler (true unless set to false). */
   schedule?: boolean;
 }
@@ -62,6 +64,7 @@ export async function startDistribution(
     recorder,
     notify: options.notify,
     logger: options.logger,
+    owner: options.owner,
   });
   const service = new DistributionService({ store: options.store, distribution, sender });
   const inbound = await DistributionInbound.create(distribution, recorder, settings);

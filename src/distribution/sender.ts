@@ -63,6 +63,11 @@ export interface CampaignSenderOptions {
   notify?: () => void;
   /** Applies bounces found in the queue (Herald's own synchronous 5xx). */
   recorder: FeedbackRecorder;
+  /**
+   * Owner name of this sender's batch leases: the server passes its node name, the one its
+   * delivery workers use, so the admin pages show both kinds of work under one node.
+   */
+  owner?: string;
   logger?: SenderLogger;
 }
 
@@ -123,9 +128,11 @@ interface SendContext {
 export class CampaignSender {
   private readonly meters = new Map<number, RateMeter>();
   /** Owner name of this process's batch leases. */
-  private readonly runnerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly runnerId: string;
 
-  constructor(private readonly options: CampaignSenderOptions) {}
+  constructor(private readonly options: CampaignSenderOptions) {
+    this.runnerId = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
 
   /** Checks a campaign's From domain, ownership and keys, and compiles its templates. */
   async prepare(campaign: Campaign): Promise<SendContext> {

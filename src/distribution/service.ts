@@ -24,6 +24,7 @@ import type {
   DistributionStore,
   MailingList,
   NewCampaign,
+  OpenBatch,
   Organisation,
   RecipientCounts,
   RecipientStatus,
@@ -96,6 +97,12 @@ export class DistributionService {
     requireAdmin(principal);
     if (name.trim() === '') throw new InvalidRequestError('organisation name is empty');
     return this.db.createOrganisation(name.trim());
+  }
+
+  /** Unfinished campaign batches and who holds them; administrators only. */
+  async openBatches(principal: Principal): Promise<OpenBatch[]> {
+    requireAdmin(principal);
+    return this.db.listOpenBatches();
   }
 
   async listOrganisations(principal: Principal): Promise<Organisation[]> {

@@ -151,6 +151,16 @@ export interface CampaignBatch {
   takenOver: boolean;
 }
 
+/** An unfinished batch, for the admin pages: which sender works on which range. */
+export interface OpenBatch {
+  campaignId: number;
+  afterId: number;
+  lastId: number;
+  owner: string;
+  leaseUntil: Date;
+  createdAt: Date;
+}
+
 /** Identifies a claimed batch and its holder. */
 export interface BatchClaim {
   afterId: number;
@@ -276,6 +286,8 @@ export interface DistributionStore {
   finishCampaign(campaignId: number, now?: Date): Promise<boolean>;
   /** Subscribed addresses a send has not reached: after the cursor or in unfinished batches. */
   countUnsent(campaignId: number): Promise<number>;
+  /** Unfinished batches of every campaign, oldest claim first, at most `limit` (1,000). */
+  listOpenBatches(limit?: number): Promise<OpenBatch[]>;
 
   // Recipients and events.
   /**

@@ -39,6 +39,7 @@ import type {
   MailingList,
   NewCampaign,
   NewSubscriber,
+  OpenBatch,
   Organisation,
   QueueChange,
   RecipientCounts,
@@ -53,7 +54,7 @@ import {
   DISTRIBUTION_MIGRATIONS,
   distributionMigrationsTableStatement,
 } from './distribution-migrations.js';
-import { rateSlot } from './distribution-sqlite.js';
+import { rateSlot, toOpenBatch } from './distribution-sqlite.js';
 import { StoreConflictError, StoreNotFoundError } from './errors.js';
 import { POSTGRES_DIALECT } from './migrations.js';
 import { MIGRATION_LOCK_KEY } from './postgres.js';
@@ -614,6 +615,15 @@ export class PostgresDistributionStore implements DistributionStore {
       [campaignId],
     );
     return row ? Number(row.n) : 0;
+  }
+
+  async listOpenBatches(limit = 1000): Promise<OpenBatch[]> {
+    const rows = await this.rows(
+      `SELECT * FROM campaign_batches WHERE done = 0 ORDER BY created_at, campaign_id, after_id
+       LIMIT $1`,
+      [limit],
+    );
+    return rows.map(toOpenBatch);
   }
 
   // Recipients and events.

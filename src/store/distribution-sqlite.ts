@@ -23,6 +23,7 @@ import type {
   MailingList,
   NewCampaign,
   NewSubscriber,
+  OpenBatch,
   Organisation,
   QueueChange,
   RecipientCounts,
@@ -669,6 +670,16 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
+  listOpenBatches(limit = 1000): Promise<OpenBatch[]> {
+    return settle(() =>
+      this.all(
+        `SELECT * FROM campaign_batches WHERE done = 0 ORDER BY created_at, campaign_id, after_id
+         LIMIT ?`,
+        limit,
+      ).map(toOpenBatch),
+    );
+  }
+
   // Recipients and events.
 
   recordRecipients(campaignId: number, recipients: CampaignRecipient[]): Promise<void> {
@@ -865,6 +876,18 @@ export class SqliteDistributionStore implements DistributionStore {
       throw error;
     }
   }
+}
+
+/** Maps a `campaign_batches` row; shared with the PostgreSQL store, whose BIGINTs are strings. */
+export function toOpenBatch(row: Row): OpenBatch {
+  return {
+    campaignId: Number(row.campaign_id),
+    afterId: Number(row.after_id),
+    lastId: Number(row.last_id),
+    owner: String(row.owner),
+    leaseUntil: new Date(Number(row.lease_until)),
+    createdAt: new Date(Number(row.created_at)),
+  };
 }
 
 /**

@@ -130,6 +130,7 @@ beforeAll(async () => {
       onRetry: () => delivery.notify(),
       onCampaignStarted: () => scheduler.wake(),
       secureCookies: false,
+      node: delivery.owner,
     },
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -405,6 +406,16 @@ describe('admin pages in Chromium', () => {
     await page.click('form[role=search] button');
     expect(await page.locator('#events tbody tr').count()).toBeGreaterThan(0);
     await shot('17-events');
+  });
+
+  it('shows the node that serves the pages', async () => {
+    await page.click('nav a[href="/admin/nodes"]');
+    await page.waitForURL(`${base}/admin/nodes`);
+    expect(await page.locator('#nodes tbody tr').count()).toBe(1);
+    const text = await page.locator('main').innerText();
+    expect(text).toContain('this is the only node');
+    expect(text).toContain(`${delivery.owner} (this node)`);
+    await shot('17-nodes');
   });
 
   it('lists domains, lists and campaigns', async () => {

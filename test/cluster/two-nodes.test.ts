@@ -19,6 +19,7 @@ import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
 import {
+  API_TOKEN,
   makeDataDir,
   removeDataDir,
   runHerald,
@@ -183,6 +184,26 @@ async function messageIdOf(store: PostgresStore, queueId: string): Promise<strin
   return body === undefined ? undefined : /^Message-Id: (<[^>]+>)/im.exec(body.toString())?.[1];
 }
 
+/** Signs in to a node's admin pages with the API token and returns the page at `path`. */
+async function adminPage(node: HeraldInstance, path: string): Promise<string> {
+  const base = `http://127.0.0.1:${node.httpPort}`;
+  const login = await fetch(`${base}/admin/login`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username: 'admin', password: API_TOKEN, next: path }).toString(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  expect(login.status).toBe(303);
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const response = await fetch(`${base}${path}`, {
+    headers: { cookie },
+    signal: AbortSignal.timeout(10_000),
+  });
+  expect(response.status).toBe(200);
+  return response.text();
+}
+
 describe('two nodes on one database', () => {
   it('deliver mail accepted by either node once', async () => {
     const { url, a, b } = await startCluster();
@@ -236,6 +257,14 @@ describe('two nodes on one database', () => {
         expect(metrics).toContain(`herald_node_up{node="${node.name}"} 1`);
         expect(metrics).toContain(`herald_node_leased_entries{node="${node.name}"} 0`);
       }
+
+      // The admin pages of node A list both nodes as alive, and name node A as this one.
+      const page = await adminPage(a, '/admin/nodes');
+      for (const node of nodes) {
+        const row = new RegExp(`<code>${node.name}</code>[^<]*</td>\\s*<td>alive</td>`);
+        expect(page).toMatch(row);
+      }
+      expect(page).toContain(`<code>${nodes[0]!.name}</code> (this node)`);
     } finally {
       await store.close();
     }

@@ -273,6 +273,14 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
     expect(retaken.afterId).toBe(first.afterId);
     expect(retaken.subscribers.map((s) => s.id)).toEqual(subscribed.slice(0, 4));
     expect((await db.renewCampaignBatches(campaign.id, 'a', 60_000, at(61_000))).size).toBe(0);
+    // The admin pages list both open batches with their current holders.
+    const open = await db.listOpenBatches();
+    expect(open.map((batch) => [batch.afterId, batch.lastId, batch.owner])).toEqual([
+      [first.afterId, first.lastId, 'b'],
+      [second.afterId, second.lastId, 'b'],
+    ]);
+    expect(open[0]!.leaseUntil).toEqual(at(121_000));
+    expect(open[0]!.createdAt).toEqual(now);
 
     const recipients = (batch: typeof first) =>
       batch.subscribers.map((subscriber) => ({
@@ -296,6 +304,7 @@ describe.each(BACKENDS)('$name distribution store', ({ createUrl }) => {
       }),
     ).toBe(true);
     expect(await db.countUnsent(campaign.id)).toBe(0);
+    expect(await db.listOpenBatches()).toEqual([]);
     expect(await db.countRecipients(campaign.id)).toMatchObject({ queued: 6 });
     expect(await db.finishCampaign(campaign.id, at(70_000))).toBe(true);
     expect(await db.finishCampaign(campaign.id, at(71_000))).toBe(false);

@@ -16,6 +16,7 @@ import { Metrics } from '../metrics.js';
 import { watchRotations } from './rotation-watch.js';
 
 const TOKEN = 'admin-test-token-0123456789';
+const NODE = 'mail.herald.test:4242:0badc0de';
 
 let dir: string;
 let dns: DnsServer;
@@ -34,7 +35,7 @@ beforeAll(async () => {
     context,
     metrics: new Metrics(),
     tokens: [TOKEN],
-    admin: { context, lookups, tokens: [TOKEN], secureCookies: false },
+    admin: { context, lookups, tokens: [TOKEN], secureCookies: false, node: NODE },
   });
   await app.ready();
 });
@@ -226,5 +227,23 @@ describe('delegated DKIM page', () => {
     expect(page.body).toContain("Records for the provider's zone keys.provider.test");
     const clientTable = page.body.slice(0, page.body.indexOf('Delegated DKIM: CNAME'));
     expect(clientTable).not.toContain('hd1r._domainkey.delegated.example</p>');
+  });
+});
+
+describe('nodes page', () => {
+  it('shows this node as the only one on SQLite', async () => {
+    const { cookie } = await signIn();
+    const response = await app.inject({ url: '/admin/nodes', headers: { cookie } });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('The store is SQLite, so this is the only node.');
+    expect(response.body).toContain(`<code>${NODE}</code> (this node)`);
+    expect(response.body).toContain('No campaign batch is being sent.');
+    expect(response.body).toContain('href="/admin/nodes"');
+  });
+
+  it('requires a session', async () => {
+    const response = await app.inject({ url: '/admin/nodes' });
+    expect(response.statusCode).toBe(303);
+    expect(response.headers.location).toBe('/admin/login?next=%2Fadmin%2Fnodes');
   });
 });

@@ -27,6 +27,8 @@ export interface AdminOptions {
   readiness?: { oneClickUnsubscribe: boolean; outboundTls: boolean; sendingAddresses?: string[] };
   /** Interval of the background check that switches rotations once DNS serves the new keys. */
   rotationCheckMs?: number;
+  /** Name of this node, as its delivery workers and campaign sender sign their leases. */
+  node?: string;
   /** Marks the session cookie `Secure`; on by default, off for plain-HTTP tests on loopback. */
   secureCookies?: boolean;
 }

@@ -62,6 +62,7 @@ const SECTIONS: { id: string; href: string; label: string; adminOnly?: boolean }
   { id: 'campaigns', href: '/admin/campaigns', label: 'Campaigns' },
   { id: 'queue', href: '/admin/queue', label: 'Queue', adminOnly: true },
   { id: 'events', href: '/admin/events', label: 'Event log', adminOnly: true },
+  { id: 'nodes', href: '/admin/nodes', label: 'Nodes', adminOnly: true },
   { id: 'organisations', href: '/admin/organisations', label: 'Organisations', adminOnly: true },
   { id: 'users', href: '/admin/users', label: 'Users', adminOnly: true },
 ];

@@ -18,6 +18,7 @@ import { html, page } from './html.js';
 import { registerLogin } from './login.js';
 import { registerDistributionPages } from './pages-distribution.js';
 import { registerDomainPages } from './pages-domains.js';
+import { registerNodePages } from './pages-nodes.js';
 import { registerQueuePages } from './pages-queue.js';
 import { registerUserPages } from './pages-users.js';
 import { watchRotations } from './rotation-watch.js';
@@ -127,6 +128,7 @@ export async function adminPlugin(app: FastifyInstance, options: AdminOptions): 
   registerDomainPages(app, state);
   registerDistributionPages(app, state);
   registerQueuePages(app, state);
+  registerNodePages(app, state);
   registerUserPages(app, state);
 }
 
