@@ -73,6 +73,7 @@ export async function startServer(
 
   const { keyring: dkimKeys, errors } = await DkimKeyring.load(store).catch(undo);
   logKeyringErrors(logger, errors);
+  await releaseDeadLeases(store, config.hostname, logger).catch(undo);
   const metrics = new Metrics();
 
   const delivery = startDeliveryWorkers({
@@ -268,6 +269,34 @@ async function startCampaigns(
     logger: logger.child({ component: 'distribution' }),
     owner,
   });
+}
+
+/**
+ * After a crash, the entries the dead process was delivering stay leased to it until the lease
+ * runs out (`delivery.leaseTime`, 10 minutes by default). On SQLite every lease owner ran on
+ * this machine, so the owners named after this host whose process is gone are freed at once.
+ */
+async function releaseDeadLeases(store: Store, hostname: string, logger: Logger): Promise<void> {
+  if (!store.releaseLeasesOf) return;
+  const released = await store.releaseLeasesOf((owner) => {
+    const [host, pidText] = owner.split(':');
+    const pid = Number(pidText);
+    return host === hostname && Number.isInteger(pid) && pid !== process.pid && !processAlive(pid);
+  });
+  if (released > 0) {
+    logger.warn({ entries: released }, 'freed the delivery leases of a process that stopped');
+  }
+}
+
+/** True when a process with this PID exists (signal 0 checks without sending anything). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function logKeyringErrors(logger: Logger, errors: KeyringLoadError[]): void {

@@ -585,6 +585,24 @@ export class SqliteStore implements Store {
     });
   }
 
+  releaseLeasesOf(isGone: (owner: string) => boolean): Promise<number> {
+    return settle(() => {
+      const owners = this.statement(
+        `SELECT DISTINCT lease_owner AS owner FROM queue_entries INDEXED BY queue_entries_leased
+         WHERE lease_owner IS NOT NULL AND status IN ${PENDING_STATUSES}`,
+      ).all() as { owner: string }[];
+      let released = 0;
+      for (const { owner } of owners) {
+        if (!isGone(owner)) continue;
+        released += this.statement(
+          `UPDATE queue_entries SET lease_owner = NULL, lease_expires_at = NULL
+           WHERE lease_owner = ? AND status IN ${PENDING_STATUSES}`,
+        ).run(owner).changes;
+      }
+      return released;
+    });
+  }
+
   // SRS database mode.
 
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void> {

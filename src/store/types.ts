@@ -261,6 +261,13 @@ export interface Store {
    * so that finished mail does not keep its body in the database for ever.
    */
   purgeFinished(before: Date): Promise<number>;
+  /**
+   * Free the leases of pending entries whose owner `isGone` says has stopped, so they are due
+   * at once instead of when the lease runs out; returns how many entries were freed. Only the
+   * SQLite store has it: its one machine can tell a dead process by its PID, while on
+   * PostgreSQL a PID means nothing to the other machines and leases expire instead.
+   */
+  releaseLeasesOf?(isGone: (owner: string) => boolean): Promise<number>;
 
   // SRS database mode.
   putSrsToken(record: SrsTokenRecord, maxRows: number): Promise<void>;
