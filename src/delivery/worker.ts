@@ -272,7 +272,7 @@ class DeliveryWorker {
     const bodies = new BodyReads(this.store, transactions);
     const lookups = new Map<string, Promise<MxHost[] | DnsError>>();
     // One address lookup per MX host serves every transaction of this claim, as the MX lookup
-    // does per domain: without it a campaign costs one DNS query per message.
+    // does per domain. Without it a campaign costs one DNS query per message.
     const addresses = new AddressLookups(this.resolver);
 
     for (const transaction of transactions) {
@@ -644,7 +644,7 @@ class DeliveryWorker {
 /**
  * Message bodies for the transactions of one claim. A body is read when the first of its
  * transactions has a delivery slot, not when the claim is dispatched, so transactions that
- * wait for a slot hold no body; it is dropped once its last transaction has finished.
+ * wait for a slot hold no body. It is dropped once its last transaction has finished.
  */
 class BodyReads {
   private readonly reads = new Map<string, Promise<Buffer | undefined>>();
@@ -682,8 +682,8 @@ class BodyReads {
 }
 
 /**
- * Address lookups shared by the transactions of one claim: the first request for a host starts
- * the query and later ones get the same promise, its rejection included.
+ * Address lookups shared by the transactions of one claim. The first request for a host starts
+ * the query, and later ones get the same promise, its rejection included.
  */
 class AddressLookups {
   private readonly pending = new Map<string, Promise<string[]>>();
