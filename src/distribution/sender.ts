@@ -102,7 +102,11 @@ interface PreparedBatch {
 interface SendState {
   campaign: TokenBucket;
   domains: DomainThrottle;
-  held: { item: BatchItem; readyAt: number }[];
+  /**
+   * Held messages. A message whose send time was reserved in the store (`reserved`) goes
+   * when that time comes; the others take a token of the local throttle again.
+   */
+  held: { item: BatchItem; readyAt: number; reserved?: boolean }[];
   /** Held messages per open batch; a batch is recorded done when its count reaches zero. */
   heldPerBatch: Map<number, number>;
   /** When this sender last renewed its batch leases. */
@@ -419,9 +423,10 @@ export class CampaignSender {
       const wait = state.campaign.take(Date.now());
       if (wait > 0) await pause(wait, signal);
       const domain = domainOf(item.subscriber.address) ?? '';
-      const domainWait = state.domains.take(domain, Date.now());
+      const shared = await this.reserveSharedStart(context, state, domain);
+      const domainWait = shared ?? state.domains.take(domain, Date.now());
       if (domainWait > 0) {
-        state.held.push({ item, readyAt: Date.now() + domainWait });
+        state.held.push({ item, readyAt: Date.now() + domainWait, reserved: shared !== undefined });
         held++;
         continue;
       }
@@ -466,7 +471,7 @@ export class CampaignSender {
         const entry = state.held[index]!;
         if (entry.readyAt <= now) {
           const domain = domainOf(entry.item.subscriber.address) ?? '';
-          const wait = state.domains.take(domain, now);
+          const wait = entry.reserved ? 0 : state.domains.take(domain, now);
           if (wait === 0) {
             state.held.splice(index, 1);
             released.push(entry.item.batch);
@@ -496,6 +501,27 @@ export class CampaignSender {
       await pause(Math.max(1, Math.min(earliest - Date.now(), this.renewEvery())), signal);
       if (Date.now() - state.renewedAt >= this.renewEvery()) await this.renew(context, state);
     }
+  }
+
+  /**
+   * Reserves the next send time for `domain` under its rule in the store, when the store
+   * shares reservations between nodes (PostgreSQL): returns the milliseconds to wait, or
+   * undefined when no rule applies or the store keeps no reservations, so the local throttle
+   * decides. The key names the campaign and the rule, so each campaign ramps on its own.
+   */
+  private async reserveSharedStart(
+    context: SendContext,
+    state: SendState,
+    domain: string,
+  ): Promise<number | undefined> {
+    const { store } = this.options;
+    if (!store.reserveDestinationStart) return undefined;
+    const rate = state.domains.rateFor(domain, Date.now());
+    if (!rate || rate.perMinute <= 0) return undefined;
+    return store.reserveDestinationStart(
+      `campaign:${context.campaign.id}:${rate.rule}`,
+      rate.perMinute,
+    );
   }
 
   /** Renewal interval of batch leases: a third of the lease, so two renewals may fail. */

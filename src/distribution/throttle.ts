@@ -57,6 +57,17 @@ export class DomainThrottle {
     private readonly startedAt: number,
   ) {}
 
+  /**
+   * The rule that governs `domain` and its rate now, or undefined when no rule does. The
+   * sender uses it to reserve send times in the store, so that a rule holds for every node
+   * sending the campaign together.
+   */
+  rateFor(domain: string, now: number): { rule: string; perMinute: number } | undefined {
+    const rule = this.ruleFor(domain);
+    if (!rule) return undefined;
+    return { rule: rule.domain.toLowerCase(), perMinute: rampedRate(rule, now - this.startedAt) };
+  }
+
   /** Takes a token for `domain`: 0 to send now, otherwise the milliseconds to wait. */
   take(domain: string, now: number): number {
     const rule = this.ruleFor(domain);
