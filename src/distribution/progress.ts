@@ -24,21 +24,29 @@ export interface CampaignProgress {
 
 /** Counts messages over a sliding window to measure the sending rate. */
 export class RateMeter {
-  private readonly samples: { time: number; count: number }[] = [];
+  /**
+   * Counts per second of the window: the time of the first sample in that second and the
+   * total. A send adds one sample per message, so a window of a minute at 1,000 messages a
+   * second stays at 61 entries instead of 60,000.
+   */
+  private readonly seconds: { second: number; time: number; count: number }[] = [];
 
   constructor(private readonly windowMs = 60_000) {}
 
   add(count: number, now: number): void {
-    this.samples.push({ time: now, count });
-    while (this.samples.length > 0 && this.samples[0]!.time < now - this.windowMs)
-      this.samples.shift();
+    const second = Math.floor(now / 1000);
+    const last = this.seconds[this.seconds.length - 1];
+    if (last && last.second === second) last.count += count;
+    else this.seconds.push({ second, time: now, count });
+    while (this.seconds.length > 0 && this.seconds[0]!.time < now - this.windowMs)
+      this.seconds.shift();
   }
 
   /** Messages per second over the window ending at `now`. */
   perSecond(now: number): number {
-    const recent = this.samples.filter((sample) => sample.time >= now - this.windowMs);
+    const recent = this.seconds.filter((entry) => entry.time >= now - this.windowMs);
     if (recent.length === 0) return 0;
-    const total = recent.reduce((sum, sample) => sum + sample.count, 0);
+    const total = recent.reduce((sum, entry) => sum + entry.count, 0);
     const span = Math.max(1000, now - recent[0]!.time);
     return (total * 1000) / span;
   }

@@ -69,4 +69,12 @@ describe('progress', () => {
     expect(meter.perSecond(10_000)).toBeCloseTo(5.5, 5);
     expect(meter.perSecond(100_000)).toBe(0);
   });
+
+  it('keeps one entry per second however many samples come', () => {
+    const meter = new RateMeter(10_000);
+    for (let t = 0; t < 20_000; t++) meter.add(1, t);
+    // 1,000 a millisecond apart is 1,000 a second; the window holds the last ten seconds.
+    expect(meter.perSecond(20_000)).toBeCloseTo(1000, 0);
+    expect((meter as unknown as { seconds: unknown[] }).seconds.length).toBeLessThanOrEqual(11);
+  });
 });
