@@ -84,6 +84,54 @@ describe('postgres store', () => {
     }
   });
 
+  it('shares statements among enqueues and isolates a bad message', async () => {
+    const url = await cluster.createDatabase();
+    const store = new PostgresStore({ url });
+    try {
+      await store.migrate();
+      const messages = Array.from({ length: 250 }, (_, i) => ({
+        ...message(`r${i}@example.net`),
+        // Two recipients for every fifth message, so entries of one message stay together.
+        recipients: Array.from({ length: i % 5 === 0 ? 2 : 1 }, (_, k) => ({
+          recipient: `r${i}-${k}@example.net`,
+          sender: 'author@example.org',
+          bounceTo: '',
+        })),
+      }));
+      // A missing body fails the NOT NULL constraint: only its own enqueue may fail.
+      const broken = { ...message('broken@example.net'), body: null as unknown as Buffer };
+      const results = await Promise.allSettled([
+        ...messages.slice(0, 120).map((m) => store.enqueue(m)),
+        store.enqueue(broken),
+        ...messages.slice(120).map((m) => store.enqueue(m)),
+      ]);
+      expect(results[120]!.status).toBe('rejected');
+      const fulfilled = results.filter((r) => r.status === 'fulfilled');
+      expect(fulfilled).toHaveLength(250);
+      for (const [index, result] of results.entries()) {
+        if (index === 120) continue;
+        const m = messages[index < 120 ? index : index - 1]!;
+        const { messageId, entryIds } = (
+          result as PromiseFulfilledResult<{ messageId: string; entryIds: number[] }>
+        ).value;
+        expect(entryIds).toHaveLength(m.recipients.length);
+        const entries = await store.listEntriesOfMessage(messageId);
+        expect(entries.map((entry) => entry.id)).toEqual(entryIds);
+        expect(entries.map((entry) => entry.recipient)).toEqual(
+          m.recipients.map((r) => r.recipient),
+        );
+        expect((await store.getMessageBody(messageId))!.equals(m.body)).toBe(true);
+      }
+      const { rows } = await query(
+        url,
+        "SELECT COUNT(*) AS n FROM queue_events WHERE kind = 'queued'",
+      );
+      expect(Number(rows[0]!.n)).toBe(300);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('concurrent claims from four nodes are disjoint', async () => {
     const url = await cluster.createDatabase();
     const nodes: Store[] = [];

@@ -135,6 +135,47 @@ const ENQUEUE_SQL = `
   )
   SELECT id FROM entries ORDER BY id`;
 
+/**
+ * Several messages in one statement: the messages, their entries and the entries' `queued`
+ * events. Arrays run parallel: $1 to $6 per message, $7 the time, $8 to $15 per recipient,
+ * with $8 naming the recipient's message. Bodies travel as a `bytea[]`, which the driver sends
+ * as hex text.
+ */
+const ENQUEUE_BATCH_SQL = `
+  WITH message AS (
+    INSERT INTO messages (id, body, size, origin, original_sender, client_address, created_at)
+    SELECT m.id, m.body, m.size, m.origin, m.original_sender, m.client_address, $7
+    FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+      AS m (id, body, size, origin, original_sender, client_address)
+    RETURNING id, origin
+  ), entries AS (
+    INSERT INTO queue_entries (message_id, recipient, recipient_domain, sender, bounce_to,
+      origin, status, attempts, created_at, next_attempt_at, campaign_id, subscriber_id)
+    SELECT message.id, r.recipient, r.domain, r.sender, r.bounce_to, message.origin, 'queued',
+      0, $7, $7, r.campaign_id, r.subscriber_id
+    FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+      $14::bigint[]) WITH ORDINALITY AS r (message_id, recipient, domain, sender, bounce_to,
+      campaign_id, subscriber_id, position)
+    JOIN message ON message.id = r.message_id
+    ORDER BY r.position
+    RETURNING id, message_id
+  ), events AS (
+    INSERT INTO queue_events (entry_id, message_id, time, kind, verdict)
+    SELECT id, message_id, $7, 'queued', 'queued' FROM entries
+  )
+  SELECT id, message_id FROM entries ORDER BY id`;
+
+/** Messages per batched enqueue statement, and the body bytes one statement carries at most. */
+const ENQUEUE_BATCH_MESSAGES = 100;
+const ENQUEUE_BATCH_BYTES = 4 * 1024 * 1024;
+
+interface PendingEnqueue {
+  message: NewMessage;
+  messageId: string;
+  resolve: (result: { messageId: string; entryIds: number[] }) => void;
+  reject: (error: unknown) => void;
+}
+
 // The entry is updated only while the caller owns its lease, even an expired one that no other
 // node has claimed yet. An entry whose lease is released (another node finished it) rejects a
 // late verdict, so a stalled node cannot overwrite the result of the node that took over.
@@ -158,6 +199,8 @@ export class PostgresStore implements Store {
   private readonly onError: (error: Error) => void;
   private readonly heartbeats = new Map<string, number>();
   private readonly statementNames = new Map<string, string>();
+  /** Enqueues of the current turn of the event loop, sent together by `flushEnqueues`. */
+  private readonly pendingEnqueues: PendingEnqueue[] = [];
   /** The connection that holds this node's destination slots (session advisory locks). */
   private slotClient: Promise<pg.Client> | undefined;
   private readonly queueListeners = new Set<() => void>();
@@ -352,12 +395,95 @@ export class PostgresStore implements Store {
 
   // The queue.
 
-  async enqueue(message: NewMessage): Promise<{ messageId: string; entryIds: number[] }> {
+  /**
+   * Enqueues one message. Calls made in the same turn of the event loop (a campaign batch,
+   * several SMTP sessions) share statements of up to 100 messages, so a burst costs a few round
+   * trips and commits instead of one each. If a shared statement fails, each of its messages
+   * is enqueued again on its own, so a caller sees only its own message's error.
+   */
+  enqueue(message: NewMessage): Promise<{ messageId: string; entryIds: number[] }> {
     if (message.recipients.length === 0) {
-      throw new TypeError('enqueue needs at least one recipient');
+      return Promise.reject(new TypeError('enqueue needs at least one recipient'));
+    }
+    return new Promise((resolve, reject) => {
+      this.pendingEnqueues.push({ message, messageId: newQueueId(), resolve, reject });
+      if (this.pendingEnqueues.length === 1) setImmediate(() => this.flushEnqueues());
+    });
+  }
+
+  /** Sends the enqueues gathered in this turn, in statements of bounded size. */
+  private flushEnqueues(): void {
+    const pending = this.pendingEnqueues.splice(0);
+    while (pending.length > 0) {
+      const batch: PendingEnqueue[] = [];
+      let bytes = 0;
+      while (
+        pending.length > 0 &&
+        batch.length < ENQUEUE_BATCH_MESSAGES &&
+        (batch.length === 0 ||
+          bytes + (pending[0]!.message.body?.length ?? 0) <= ENQUEUE_BATCH_BYTES)
+      ) {
+        const next = pending.shift()!;
+        bytes += next.message.body?.length ?? 0;
+        batch.push(next);
+      }
+      void this.enqueueBatch(batch);
+    }
+  }
+
+  private async enqueueBatch(batch: PendingEnqueue[]): Promise<void> {
+    if (batch.length === 1) {
+      const [only] = batch;
+      await this.enqueueOne(only!.message, only!.messageId).then(only!.resolve, only!.reject);
+      return;
     }
     const now = Date.now();
-    const messageId = newQueueId();
+    const recipients = batch.flatMap((item) =>
+      item.message.recipients.map((recipient) => ({ ...recipient, messageId: item.messageId })),
+    );
+    let rows: Row[];
+    try {
+      rows = await this.rows(ENQUEUE_BATCH_SQL, [
+        batch.map((item) => item.messageId),
+        batch.map((item) => item.message.body),
+        batch.map((item) => (item.message.body as Buffer | null)?.length ?? 0),
+        batch.map((item) => item.message.origin),
+        batch.map((item) => item.message.originalSender),
+        batch.map((item) => item.message.clientAddress ?? null),
+        now,
+        recipients.map((r) => r.messageId),
+        recipients.map((r) => r.recipient),
+        recipients.map((r) => domainOf(r.recipient)),
+        recipients.map((r) => r.sender),
+        recipients.map((r) => r.bounceTo),
+        recipients.map((r) => r.campaignId ?? null),
+        recipients.map((r) => r.subscriberId ?? null),
+      ]);
+    } catch {
+      // One bad message fails the whole statement; alone, each gets its own outcome.
+      await Promise.all(
+        batch.map((item) =>
+          this.enqueueOne(item.message, item.messageId).then(item.resolve, item.reject),
+        ),
+      );
+      return;
+    }
+    this.scheduleNotify();
+    const entryIds = new Map<string, number[]>();
+    for (const row of rows) {
+      const id = String(row.message_id);
+      entryIds.set(id, [...(entryIds.get(id) ?? []), Number(row.id)]);
+    }
+    for (const item of batch) {
+      item.resolve({ messageId: item.messageId, entryIds: entryIds.get(item.messageId) ?? [] });
+    }
+  }
+
+  private async enqueueOne(
+    message: NewMessage,
+    messageId: string,
+  ): Promise<{ messageId: string; entryIds: number[] }> {
+    const now = Date.now();
     const recipients = message.recipients;
     const rows = await this.rows(ENQUEUE_SQL, [
       messageId,
