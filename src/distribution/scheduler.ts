@@ -9,7 +9,10 @@ import type { DistributionStore } from './types.js';
 export interface CampaignScheduler {
   /** Looks for due campaigns now instead of at the next interval. */
   wake(): void;
-  /** Stops after the batch in flight; the campaign stays `sending` and resumes on restart. */
+  /**
+   * Stops sending within moments, giving back the batches in flight; the campaign stays
+   * `sending` and resumes on restart or on another node.
+   */
   stop(): Promise<void>;
 }
 

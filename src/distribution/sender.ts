@@ -111,7 +111,13 @@ interface SendState {
   heldPerBatch: Map<number, number>;
   /** When this sender last renewed its batch leases. */
   renewedAt: number;
+  /** When the campaign's status was last read, and whether it had left `sending`. */
+  statusReadAt: number;
+  stopped: boolean;
 }
+
+/** How often a send rereads the campaign's status, so a pause or cancel acts within this time. */
+const STATUS_CHECK_MS = 500;
 
 /** Sleeps for `ms`, returning early without an error when `signal` aborts. */
 async function pause(ms: number, signal?: AbortSignal): Promise<void> {
@@ -240,6 +246,8 @@ export class CampaignSender {
       held: [],
       heldPerBatch: new Map(),
       renewedAt: now,
+      statusReadAt: now,
+      stopped: false,
     };
     let signing: Promise<PreparedBatch> | undefined;
     for (;;) {
@@ -263,11 +271,21 @@ export class CampaignSender {
       if (!next) break;
       if (onBatch) onBatch(await this.progress(campaignId));
       campaign = await this.requireCampaign(campaignId);
-      if (campaign.status !== 'sending') break;
+      if (campaign.status !== 'sending') {
+        state.stopped = true;
+        break;
+      }
     }
-    // A batch claimed before a pause or an abort is sent: it is already signed, and leaving it
-    // claimed would hold it back until its lease ran out.
-    if (signing) await this.enqueueBatch(context, await signing, state, signal);
+    // A batch claimed before a pause, a cancel or an abort is given back at once, so a resumed
+    // run or another node takes it over without waiting for its lease to run out.
+    if (signing) {
+      const last = await signing;
+      if (await this.keepSending(context, state, signal)) {
+        await this.enqueueBatch(context, last, state, signal);
+      } else {
+        await distribution.releaseCampaignBatch(campaignId, last.batch.afterId, this.runnerId);
+      }
+    }
     await this.releaseHeld(context, state, 0, signal);
 
     if (!signal?.aborted && state.held.length === 0) await distribution.finishCampaign(campaignId);
@@ -422,6 +440,15 @@ export class CampaignSender {
     for (const item of prepared.items) {
       const wait = state.campaign.take(Date.now());
       if (wait > 0) await pause(wait, signal);
+      if (!(await this.keepSending(context, state, signal))) {
+        // Paused, cancelled or stopped mid-batch: record what went out and give the batch
+        // back; whoever claims it next skips the subscribers queued here.
+        const queued = await Promise.all(pending);
+        await distribution.recordRecipients(context.campaign.id, [...prepared.skipped, ...queued]);
+        await distribution.releaseCampaignBatch(context.campaign.id, batch.afterId, this.runnerId);
+        state.held = state.held.filter((entry) => entry.item.batch !== batch.afterId);
+        return;
+      }
       const domain = domainOf(item.subscriber.address) ?? '';
       const shared = await this.reserveSharedStart(context, state, domain);
       const domainWait = shared ?? state.domains.take(domain, Date.now());
@@ -464,6 +491,14 @@ export class CampaignSender {
     const { distribution } = this.options;
     const campaignId = context.campaign.id;
     while (state.held.length > 0) {
+      if (!(await this.keepSending(context, state, signal))) {
+        for (const afterId of state.heldPerBatch.keys()) {
+          await distribution.releaseCampaignBatch(campaignId, afterId, this.runnerId);
+        }
+        state.heldPerBatch.clear();
+        state.held = [];
+        return;
+      }
       const now = Date.now();
       const pending: Promise<CampaignRecipient>[] = [];
       const released: number[] = [];
@@ -522,6 +557,25 @@ export class CampaignSender {
       `campaign:${context.campaign.id}:${rate.rule}`,
       rate.perMinute,
     );
+  }
+
+  /**
+   * False once `signal` has aborted or the campaign has left `sending` (paused or cancelled).
+   * The status is read at most every `STATUS_CHECK_MS`.
+   */
+  private async keepSending(
+    context: SendContext,
+    state: SendState,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    if (signal?.aborted) return false;
+    if (state.stopped) return false;
+    const now = Date.now();
+    if (now - state.statusReadAt < STATUS_CHECK_MS) return true;
+    state.statusReadAt = now;
+    const campaign = await this.options.distribution.getCampaign(context.campaign.id);
+    state.stopped = campaign?.status !== 'sending';
+    return !state.stopped;
   }
 
   /** Renewal interval of batch leases: a third of the lease, so two renewals may fail. */

@@ -271,6 +271,12 @@ export interface DistributionStore {
     now?: Date,
   ): Promise<Set<number>>;
   /**
+   * Gives up `owner`'s unfinished batch at once (its lease ends now), so the next claim takes
+   * it over, skipping the subscribers already queued. A sender that stops for a pause, a
+   * cancel or a shutdown calls it instead of letting the lease run out.
+   */
+  releaseCampaignBatch(campaignId: number, afterId: number, owner: string): Promise<void>;
+  /**
    * Records a batch's recipients and marks the batch done in one transaction. Returns false,
    * recording nothing, when `owner` no longer holds the batch.
    */

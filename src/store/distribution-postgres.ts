@@ -562,6 +562,14 @@ export class PostgresDistributionStore implements DistributionStore {
     return new Set(rows.map((row) => Number(row.after_id)));
   }
 
+  async releaseCampaignBatch(campaignId: number, afterId: number, owner: string): Promise<void> {
+    await this.query(
+      `UPDATE campaign_batches SET lease_until = 0
+       WHERE campaign_id = $1 AND after_id = $2 AND owner = $3 AND done = 0`,
+      [campaignId, afterId, owner],
+    );
+  }
+
   async recordBatch(
     campaignId: number,
     recipients: CampaignRecipient[],

@@ -620,6 +620,15 @@ export class SqliteDistributionStore implements DistributionStore {
     });
   }
 
+  releaseCampaignBatch(campaignId: number, afterId: number, owner: string): Promise<void> {
+    return settle(() => {
+      this.statement(
+        `UPDATE campaign_batches SET lease_until = 0
+         WHERE campaign_id = ? AND after_id = ? AND owner = ? AND done = 0`,
+      ).run(campaignId, afterId, owner);
+    });
+  }
+
   recordBatch(
     campaignId: number,
     recipients: CampaignRecipient[],

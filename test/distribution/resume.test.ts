@@ -126,6 +126,31 @@ describe('campaign send', () => {
     expect(progress).toMatchObject({ total: SUBSCRIBERS, remaining: 0 });
   });
 
+  it('stops within moments of a pause, mid-batch, and resumes without repeats', async () => {
+    // At 600 a minute a batch of 25 takes 2.5 s to go out, so the pause lands inside one.
+    await harness.distribution.updateCampaign(campaign.id, { ratePerMinute: 600 });
+    await harness.service.send(ADMIN, campaign.id);
+    const running = harness.sender.run(campaign.id);
+    await new Promise((wake) => setTimeout(wake, 1_200));
+    const pausedAt = Date.now();
+    await harness.service.pause(ADMIN, campaign.id);
+    const paused = await running;
+    expect(paused.status).toBe('paused');
+    // The sender rereads the status every 500 ms and stops there.
+    expect(Date.now() - pausedAt).toBeLessThan(1_500);
+    const partial = await queuedPerSubscriber();
+    expect(partial.size).toBeGreaterThan(0);
+    expect(partial.size).toBeLessThanOrEqual(25);
+
+    await harness.distribution.updateCampaign(campaign.id, { ratePerMinute: 0 });
+    await harness.service.resume(ADMIN, campaign.id);
+    const finished = await harness.sender.run(campaign.id);
+    expect(finished.status).toBe('sent');
+    const counts = await queuedPerSubscriber();
+    expect(counts.size).toBe(SUBSCRIBERS);
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+  });
+
   it('lets two senders share a campaign without overlap', async () => {
     await harness.service.send(ADMIN, campaign.id);
     const { privateKey } = await generateKeyPair({ algorithm: 'ed25519' });
