@@ -169,7 +169,8 @@ export async function startServer(
   }, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
-  // With PostgreSQL, another node's enqueue wakes this node's idle workers at once.
+  // Another node's enqueue (PostgreSQL), or another process's on the same SQLite file (a
+  // `herald campaign send`), wakes this node's idle workers at once.
   const unwatchQueue = store.watchQueue?.(() => delivery.notify());
 
   let stopping: Promise<void> | undefined;

@@ -135,6 +135,38 @@ describe('sqlite store', () => {
     await store.close();
   });
 
+  it('wakes a watcher when another connection commits', async () => {
+    const path = join(directory, 'watch.sqlite');
+    const server = await openStore({ url: `sqlite:${path}` });
+    const cli = await openStore({ url: `sqlite:${path}` });
+    const calls: number[] = [];
+    const unwatch = server.watchQueue!(() => calls.push(Date.now()));
+    const message = (recipient: string) => ({
+      body: Buffer.from('Subject: s\r\n\r\nbody\r\n'),
+      origin: 'campaign' as const,
+      originalSender: 'a@example.org',
+      recipients: [{ recipient, sender: 'a@example.org', bounceTo: '' }],
+    });
+    try {
+      // Its own commits do not call the watcher.
+      await server.enqueue(message('own@example.net'));
+      await new Promise((wake) => setTimeout(wake, 600));
+      expect(calls).toHaveLength(0);
+      const sent = Date.now();
+      await cli.enqueue(message('other@example.net'));
+      const deadline = Date.now() + 3_000;
+      while (calls.length === 0 && Date.now() < deadline) {
+        await new Promise((wake) => setTimeout(wake, 25));
+      }
+      expect(calls).toHaveLength(1);
+      expect(calls[0]! - sent).toBeLessThan(1_000);
+    } finally {
+      unwatch();
+      await cli.close();
+      await server.close();
+    }
+  });
+
   it('sets the page cache size', async () => {
     const pragma = (store: SqliteStore) =>
       (store as unknown as { db: Database.Database }).db.pragma('cache_size', { simple: true });

@@ -105,6 +105,9 @@ type Durability = typeof DURABLE | typeof RELAXED;
 const DURABLE = 'durable';
 const RELAXED = 'relaxed';
 
+/** How often `watchQueue` looks for commits of other connections, in milliseconds. */
+const QUEUE_WATCH_INTERVAL_MS = 250;
+
 export class SqliteStore implements Store {
   readonly stats: GroupCommitStats = {
     writes: 0,
@@ -153,6 +156,29 @@ export class SqliteStore implements Store {
       applyAll.immediate();
       return;
     });
+  }
+
+  /**
+   * Calls `listener` soon after another connection commits to the database: `herald campaign
+   * send` or `herald queue retry` in another process, or the distribution store of this one.
+   * SQLite's `data_version` changes when a commit of another connection becomes visible, so
+   * reading it every 250 ms is enough to notice. Commits of this connection do not change it.
+   */
+  watchQueue(listener: () => void): () => void {
+    let version = this.dataVersion();
+    const timer = setInterval(() => {
+      if (this.closed) return;
+      const current = this.dataVersion();
+      if (current === version) return;
+      version = current;
+      listener();
+    }, QUEUE_WATCH_INTERVAL_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private dataVersion(): number {
+    return Number(this.db.pragma('data_version', { simple: true }));
   }
 
   close(): Promise<void> {
