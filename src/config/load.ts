@@ -11,6 +11,7 @@ import { parse as parseToml } from 'smol-toml';
 import { parse as parseYaml } from 'yaml';
 
 import type { DomainRule } from '../distribution/throttle.js';
+import { findDomainRuleProblem, isDomainName } from './domain-rules.js';
 import { SETTINGS, environmentName, type HeraldConfig, type Setting } from './settings.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -40,6 +41,7 @@ export function loadConfig(
   const source = file ?? 'defaults';
   const flat = flatten(fileValues, '', source);
   const config = {} as HeraldConfig;
+  const origins = new Map<string, string>();
 
   for (const setting of SETTINGS) {
     const variable = environmentName(setting.path);
@@ -47,8 +49,8 @@ export function loadConfig(
     let value: unknown;
     let origin: string;
     if (fromEnv !== undefined) {
-      value = fromEnvironment(setting, fromEnv);
       origin = `environment variable ${variable}`;
+      value = fromEnvironment(setting, fromEnv, origin);
     } else if (flat.has(setting.path)) {
       value = flat.get(setting.path);
       origin = `${source}: ${setting.path}`;
@@ -60,8 +62,33 @@ export function loadConfig(
       origin = `default of ${setting.path}`;
     }
     setPath(config, setting.path, checkValue(setting, value, origin));
+    origins.set(setting.path, origin);
   }
+  checkLocalPartsDiffer(config, origins);
   return config;
+}
+
+/**
+ * Reject two distribution local parts that are equal ignoring case. Inbound mail is matched
+ * to them ignoring case, so one address would receive the mail meant for the other.
+ */
+function checkLocalPartsDiffer(config: HeraldConfig, origins: ReadonlyMap<string, string>): void {
+  const { distribution } = config;
+  const localParts: [string, string][] = [
+    ['distribution.unsubscribeLocalPart', distribution.unsubscribeLocalPart],
+    ['distribution.bounceLocalPart', distribution.bounceLocalPart],
+    ['distribution.complaintLocalPart', distribution.complaintLocalPart],
+  ];
+  for (const [i, [path, value]] of localParts.entries()) {
+    for (const [otherPath, otherValue] of localParts.slice(i + 1)) {
+      if (value.toLowerCase() !== otherValue.toLowerCase()) continue;
+      throw new ConfigError(
+        `${path} and ${otherPath} must differ, but both are ${JSON.stringify(value)} ignoring ` +
+          `case (from ${origins.get(path)} and from ${origins.get(otherPath)}); ` +
+          'give each a different local part',
+      );
+    }
+  }
 }
 
 function readConfigFile(path: string): Record<string, unknown> {
@@ -119,7 +146,7 @@ function isMapping(value: unknown): value is Record<string, unknown> {
 }
 
 /** Environment values are strings: lists are comma-separated, and an empty optional path means none. */
-function fromEnvironment(setting: Setting, text: string): unknown {
+function fromEnvironment(setting: Setting, text: string, origin: string): unknown {
   if (
     setting.kind === 'list' ||
     setting.kind === 'host-port-list' ||
@@ -136,7 +163,8 @@ function fromEnvironment(setting: Setting, text: string): unknown {
       return JSON.parse(text) as unknown;
     } catch (error) {
       throw new ConfigError(
-        `${environmentName(setting.path)}: not valid JSON: ${(error as Error).message}`,
+        `${origin}: expected a JSON array such as [{"domain": "*", "maxPerMinute": 60}], ` +
+          `got ${JSON.stringify(text)}, which is not valid JSON (${(error as Error).message})`,
       );
     }
   }
@@ -216,11 +244,22 @@ function checkValue(setting: Setting, value: unknown, origin: string): unknown {
     case 'log-level':
       if (typeof value !== 'string' || !LOG_LEVELS.has(value)) fail([...LOG_LEVELS].join(', '));
       return value;
-    case 'url':
+    case 'url': {
       if (typeof value !== 'string' || !isHttpUrl(value)) {
         fail('an http or https URL, such as https://lists.example.net');
       }
+      // Herald appends paths such as /u/TOKEN to the URL, and a query or fragment would
+      // swallow them. User info would show its credentials to every recipient of a link.
+      const extras = findUrlExtras(value as string);
+      if (extras.length > 0) {
+        const printed = extras.includes('user info') ? '(hidden)' : JSON.stringify(value);
+        throw new ConfigError(
+          `${origin}: expected a base URL without a query, fragment or user info, ` +
+            `got ${printed}, which has ${extras.join(' and ')}`,
+        );
+      }
       return value;
+    }
     case 'local-part':
       // A dot-atom (RFC 5322 section 3.4.1) without `+`, which separates the token.
       if (
@@ -230,15 +269,23 @@ function checkValue(setting: Setting, value: unknown, origin: string): unknown {
         fail('a local part of letters, digits and -_. without + or @, such as bounces');
       }
       return value;
-    case 'domain-rules':
-      if (!Array.isArray(value) || !value.every(isDomainRule)) {
-        fail('a list of {domain, maxPerMinute, startPerMinute?, rampMinutes?} with numbers >= 0');
+    case 'domain-rules': {
+      if (!Array.isArray(value)) {
+        fail('a list of rules {domain, maxPerMinute, startPerMinute?, rampMinutes?}');
       }
+      const problem = findDomainRuleProblem(value as unknown[]);
+      if (problem !== undefined) throw new ConfigError(`${origin}: ${problem}`);
       return (value as DomainRule[]).map((rule) => ({ ...rule }));
+    }
   }
 }
 
+/**
+ * Return whether `value` is an absolute http or https URL with a host. Whitespace is rejected
+ * because the URL parser would trim or encode it, while links are built from the text as written.
+ */
 function isHttpUrl(value: string): boolean {
+  if (/\s/.test(value)) return false;
   try {
     const url = new URL(value);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
@@ -247,27 +294,23 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
-function isDomainRule(value: unknown): boolean {
-  if (!isMapping(value)) return false;
-  const rate = (item: unknown): boolean =>
-    typeof item === 'number' && Number.isFinite(item) && item >= 0;
-  const known = new Set(['domain', 'maxPerMinute', 'startPerMinute', 'rampMinutes']);
-  return (
-    Object.keys(value).every((key) => known.has(key)) &&
-    typeof value.domain === 'string' &&
-    (value.domain === '*' ||
-      isDomainName(value.domain) ||
-      (value.domain.startsWith('*.') && isDomainName(value.domain.slice(2)))) &&
-    rate(value.maxPerMinute) &&
-    (value.startPerMinute === undefined || rate(value.startPerMinute)) &&
-    (value.rampMinutes === undefined || rate(value.rampMinutes))
-  );
-}
-
-/** Letters, digits and hyphens in dot-separated labels of 1 to 63 characters (RFC 1123). */
-function isDomainName(value: string): boolean {
-  if (value.length === 0 || value.length > 253) return false;
-  return value.split('.').every((label) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(label));
+/**
+ * List the parts of a URL that a base URL must not have. The text is checked as written,
+ * because the parser drops an empty query (`?`), an empty fragment (`#`) and empty user info.
+ */
+function findUrlExtras(value: string): string[] {
+  const extras: string[] = [];
+  if (value.includes('?')) extras.push('a query');
+  if (value.includes('#')) extras.push('a fragment');
+  // For http and https the WHATWG URL parser skips any slashes and backslashes after the
+  // scheme, and the authority then runs to the next `/`, `\`, `?` or `#`. User info is the
+  // part of the authority before an `@`.
+  const authority = /^[a-z][a-z0-9+.-]*:[/\\]*([^/\\?#]*)/i.exec(value)?.[1] ?? '';
+  const url = new URL(value);
+  if (authority.includes('@') || url.username !== '' || url.password !== '') {
+    extras.push('user info');
+  }
+  return extras;
 }
 
 function toNumber(value: unknown): number {

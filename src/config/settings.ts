@@ -427,7 +427,8 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: '`http://<http.host>:<http.port>`',
     description:
       'Base URL of the HTTP listener as subscribers reach it (an HTTPS reverse proxy in ' +
-      'production), used in the unsubscribe links of campaign messages.',
+      'production), used in the unsubscribe links of campaign messages. It may have a path ' +
+      'but no query, fragment or user info, because `/u/TOKEN` is appended to it.',
   },
   {
     path: 'distribution.batchSize',
@@ -465,7 +466,9 @@ export const SETTINGS: readonly Setting[] = [
     path: 'distribution.complaintLocalPart',
     kind: 'local-part',
     default: 'fbl',
-    description: 'Local part that receives ARF complaint reports at each sending domain.',
+    description:
+      'Local part that receives ARF complaint reports at each sending domain. The three ' +
+      'distribution local parts must differ ignoring case.',
   },
   {
     path: 'distribution.bounceLocalPart',
@@ -488,7 +491,11 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: 'empty: no per-destination limit',
     description:
       'Per-destination campaign limits, each `{domain, maxPerMinute, startPerMinute, ' +
-      'rampMinutes}`; `domain` may be `*.suffix` or `*`. In the environment, a JSON array.',
+      'rampMinutes}`. `domain` may be `*.suffix` or `*`, and each pattern may appear only ' +
+      'once, ignoring case. The rate starts at `startPerMinute` (default `maxPerMinute`, and ' +
+      'never above it) and rises linearly to `maxPerMinute` over `rampMinutes`. A ' +
+      '`maxPerMinute` of 0 means no limit. In the environment, a JSON array. Errors number ' +
+      'the rules from 1.',
   },
   {
     path: 'postmaster',
