@@ -4,7 +4,8 @@
  * by the store (an address already on the list is not inserted), not by a set in memory.
  * Every rejected row is reported with the line number where it starts and the reason.
  */
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 
 import { parse, type CsvError } from 'csv-parse';
 
@@ -12,7 +13,10 @@ import { checkAddress, controlCharacterIn } from './address.js';
 import type { NewSubscriber } from './types.js';
 
 export interface ImportReject {
-  /** 1-based line number in the file where the row starts. */
+  /**
+   * 1-based line number in the file where the row starts, or for a row containing a line
+   * longer than `MAX_ROW_BYTES`, the first such line.
+   */
   line: number;
   reason: string;
   address?: string;
@@ -42,6 +46,18 @@ export interface ImportOptions {
 const ADDRESS_COLUMNS = ['email', 'address', 'e-mail', 'email_address'];
 const NAME_COLUMNS = ['name', 'full_name'];
 
+/** Maximum size of a row in bytes, line breaks included. Longer rows are rejected. */
+export const MAX_ROW_BYTES = 64 * 1024;
+const ROW_TOO_LONG = 'row longer than 64 KiB';
+
+/**
+ * Limit of the parser's own record buffer. It stays above `MAX_ROW_BYTES` because csv-parse 7
+ * drops the rest of the current chunk when it raises CSV_MAX_RECORD_SIZE, so it is only a
+ * memory bound for a quoted field that is never closed. Rows between the two limits are
+ * parsed and then rejected by their raw size.
+ */
+const PARSER_MAX_RECORD_BYTES = 1024 * 1024;
+
 /** Reasons for the csv-parse errors that a skipped row can carry. */
 const CSV_ERROR_REASONS: Record<string, string> = {
   CSV_RECORD_INCONSISTENT_COLUMNS: 'wrong number of fields',
@@ -49,7 +65,7 @@ const CSV_ERROR_REASONS: Record<string, string> = {
   CSV_INVALID_CLOSING_QUOTE: 'invalid quoting',
   CSV_QUOTE_NOT_CLOSED: 'quoted field not closed',
   CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'invalid quoting',
-  CSV_MAX_RECORD_SIZE: 'row too long',
+  CSV_MAX_RECORD_SIZE: 'row longer than 1 MiB (is a quoted field not closed?)',
 };
 
 interface ParsedRow {
@@ -73,22 +89,52 @@ export async function importSubscribersCsv(
     options.onReject?.(item);
   };
 
-  const parser = input.pipe(
+  const lineLimit = new LineLengthLimit(MAX_ROW_BYTES);
+  const parser = input.pipe(lineLimit).pipe(
     parse({
       bom: true,
       info: true,
       raw: true,
       skip_empty_lines: true,
       skip_records_with_error: true,
-      trim: true,
-      // A row longer than this is not a subscriber; it also bounds the parser's buffer.
-      max_record_size: 64 * 1024,
+      // With strict quoting, csv-parse 7 stays inside the quoted field after an invalid closing
+      // quote, so the rows after it are lost. Relaxed, the quotes of such a field are kept as
+      // text and the next row parses normally. RFC 4180 rows parse the same either way.
+      relax_quotes: true,
+      // Right trimming is done by `cast`, because csv-parse raises
+      // CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE on a relaxed field when rtrim is set, and
+      // that error also drops the rest of the chunk.
+      ltrim: true,
+      cast: (value, context) => (context.quoting ? value : value.trimEnd()),
+      max_record_size: PARSER_MAX_RECORD_BYTES,
     }),
   );
-  parser.on('skip', (error: CsvError) => {
+
+  // Each placeholder in the parsed text stands for the next line number in `overlong`.
+  const takeOverlongLine = (raw: string): number | undefined => {
+    let count = 0;
+    for (let at = raw.indexOf(lineLimit.placeholder); at >= 0; count++) {
+      at = raw.indexOf(lineLimit.placeholder, at + lineLimit.placeholder.length);
+    }
+    const taken = lineLimit.overlong.splice(0, count);
+    return taken[0];
+  };
+
+  let lastMaxSizeRecords = -1;
+  parser.on('skip', (error: CsvError & { lines?: number; records?: number }, raw?: string) => {
+    // After CSV_MAX_RECORD_SIZE the parser raises it again for every chunk of the same field.
+    if (error.code === 'CSV_MAX_RECORD_SIZE') {
+      if (error.records === lastMaxSizeRecords) return;
+      lastMaxSizeRecords = error.records ?? -1;
+    }
     summary.rows += 1;
-    const lines = (error as CsvError & { lines?: number }).lines ?? 0;
-    reject({ line: lines, reason: CSV_ERROR_REASONS[error.code] ?? error.message });
+    const overlongLine = takeOverlongLine(raw ?? '');
+    if (overlongLine !== undefined) {
+      reject({ line: overlongLine, reason: ROW_TOO_LONG });
+      return;
+    }
+    const reason = CSV_ERROR_REASONS[error.code] ?? error.message;
+    reject({ line: error.lines ?? 0, reason });
   });
 
   let columns: Columns | undefined;
@@ -117,11 +163,23 @@ export async function importSubscribersCsv(
 
   for await (const row of parser as AsyncIterable<ParsedRow>) {
     const line = startLine(row);
+    const overlongLine = takeOverlongLine(row.raw);
     if (!columns) {
+      if (overlongLine !== undefined) {
+        throw new Error(`CSV header on line ${overlongLine} is longer than 64 KiB`);
+      }
       columns = readHeader(row.record);
       continue;
     }
     summary.rows += 1;
+    if (overlongLine !== undefined) {
+      reject({ line: overlongLine, reason: ROW_TOO_LONG });
+      continue;
+    }
+    if (rawBytesOver(row.raw, MAX_ROW_BYTES)) {
+      reject({ line, reason: ROW_TOO_LONG });
+      continue;
+    }
     const subscriber = toSubscriber(row.record, columns);
     if ('reason' in subscriber) {
       reject({ line, ...subscriber });
@@ -131,8 +189,16 @@ export async function importSubscribersCsv(
     batchLines.push(line);
     if (batch.length >= batchSize) await flush();
   }
+  if (lineLimit.overlong.length > 0 && !columns) {
+    throw new Error(`CSV header on line ${lineLimit.overlong[0]} is longer than 64 KiB`);
+  }
   if (!columns) throw new Error('CSV input is empty: expected a header row with an email column');
   await flush();
+  // A placeholder the parser dropped without a row or an error still gets its reject.
+  for (const overlongLine of lineLimit.overlong.splice(0)) {
+    summary.rows += 1;
+    reject({ line: overlongLine, reason: ROW_TOO_LONG });
+  }
   // Parse errors are reported while earlier rows are still being written, and duplicates
   // only when their batch is written, so the report is put back in line order.
   summary.rejects.sort((a, b) => a.line - b.line);
@@ -192,4 +258,118 @@ function startLine(row: ParsedRow): number {
   const body = row.raw.replace(/^(\r?\n)+/, '').replace(/\r?\n$/, '');
   const breaks = body.match(/\n/g)?.length ?? 0;
   return row.info.lines - breaks;
+}
+
+/** Tells whether the UTF-8 size of a row's raw text is above `limit` bytes. */
+function rawBytesOver(raw: string, limit: number): boolean {
+  // A UTF-16 code unit takes one to three bytes in UTF-8.
+  if (raw.length > limit) return true;
+  if (raw.length * 3 <= limit) return false;
+  return Buffer.byteLength(raw) > limit;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Transform that replaces the content of every physical line longer than `limit` bytes with a
+ * placeholder, keeping the line break, so the parser never buffers a long line and line numbers
+ * stay right. A line break is CRLF, LF or a lone CR. At most `limit` bytes of the current line
+ * are held back, whatever the line length.
+ */
+class LineLengthLimit extends Transform {
+  /** Text that stands for a removed line: letters only, so it is a plain field to csv-parse. */
+  readonly placeholder = `HeraldOverlongLine${randomBytes(8).toString('hex')}`;
+  /** 1-based numbers of the replaced lines whose placeholder has not been matched yet. */
+  readonly overlong: number[] = [];
+
+  private line = 1;
+  /** Content of the current line seen so far, unless it is already over the limit. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private dropping = false;
+  private lastWasCr = false;
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const output: Buffer[] = [];
+    const breaks = new LineBreakFinder(chunk);
+    let start = 0;
+    while (start < chunk.length) {
+      const lineBreak = breaks.next(start);
+      const end = lineBreak < 0 ? chunk.length : lineBreak;
+      if (end > start) {
+        this.addContent(chunk.subarray(start, end));
+        this.lastWasCr = false;
+      }
+      if (lineBreak < 0) break;
+
+      const byte = chunk[lineBreak]!;
+      // The LF of a CRLF ends no line of its own: the CR ended it.
+      if (byte === CR || !this.lastWasCr) this.endLine(output);
+      output.push(chunk.subarray(lineBreak, lineBreak + 1));
+      this.lastWasCr = byte === CR;
+      start = lineBreak + 1;
+    }
+    // Held content from this chunk is copied because the source may reuse the chunk's memory.
+    this.held = this.held.map((piece) =>
+      piece.buffer === chunk.buffer ? Buffer.from(piece) : piece,
+    );
+    if (output.length > 0) this.push(Buffer.concat(output));
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const output: Buffer[] = [];
+    if (this.dropping || this.heldBytes > 0) this.endLine(output);
+    if (output.length > 0) this.push(Buffer.concat(output));
+    callback();
+  }
+
+  private addContent(content: Buffer): void {
+    if (this.dropping) return;
+    if (this.heldBytes + content.length > this.limit) {
+      this.held = [];
+      this.heldBytes = 0;
+      this.dropping = true;
+      this.overlong.push(this.line);
+      return;
+    }
+    this.held.push(content);
+    this.heldBytes += content.length;
+  }
+
+  /** Appends the current line's content, or the placeholder if it was too long, to `output`. */
+  private endLine(output: Buffer[]): void {
+    if (this.dropping) output.push(Buffer.from(this.placeholder));
+    else output.push(...this.held);
+    this.held = [];
+    this.heldBytes = 0;
+    this.dropping = false;
+    this.line += 1;
+  }
+}
+
+/** Finder of CR and LF bytes in a chunk, scanning it at most once for each of the two. */
+class LineBreakFinder {
+  private nextCr = -1;
+  private nextLf = -1;
+
+  constructor(private readonly chunk: Buffer) {}
+
+  /** Returns the index of the next CR or LF at or after `from`, or -1. */
+  next(from: number): number {
+    if (this.nextCr !== Infinity && this.nextCr < from) this.nextCr = this.find(CR, from);
+    if (this.nextLf !== Infinity && this.nextLf < from) this.nextLf = this.find(LF, from);
+    const found = Math.min(this.nextCr, this.nextLf);
+    return found === Infinity ? -1 : found;
+  }
+
+  private find(byte: number, from: number): number {
+    const index = this.chunk.indexOf(byte, from);
+    return index < 0 ? Infinity : index;
+  }
 }
