@@ -364,7 +364,7 @@ describe('distribution local parts', () => {
       'distribution.unsubscribeLocalPart and distribution.bounceLocalPart must differ, but ' +
         'both are "unsubscribe" ignoring case (from default of ' +
         'distribution.unsubscribeLocalPart and from environment variable ' +
-        'HERALD_DISTRIBUTION_BOUNCE_LOCAL_PART); give each a different local part',
+        'HERALD_DISTRIBUTION_BOUNCE_LOCAL_PART). Give each a different local part.',
     );
   });
 

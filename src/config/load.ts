@@ -84,8 +84,8 @@ function checkLocalPartsDiffer(config: HeraldConfig, origins: ReadonlyMap<string
       if (value.toLowerCase() !== otherValue.toLowerCase()) continue;
       throw new ConfigError(
         `${path} and ${otherPath} must differ, but both are ${JSON.stringify(value)} ignoring ` +
-          `case (from ${origins.get(path)} and from ${origins.get(otherPath)}); ` +
-          'give each a different local part',
+          `case (from ${origins.get(path)} and from ${origins.get(otherPath)}). ` +
+          'Give each a different local part.',
       );
     }
   }
