@@ -82,8 +82,10 @@ export function registerListCommands(program: Command): void {
               ),
       });
       if (options.json) return printJson(summary);
+      const rows = `${summary.rows} ${summary.rows === 1 ? 'row' : 'rows'}`;
+      const duplicates = `${summary.duplicates} ${summary.duplicates === 1 ? 'duplicate' : 'duplicates'}`;
       process.stdout.write(
-        `${summary.rows} rows: ${summary.imported} imported, ${summary.duplicates} duplicates, ` +
+        `${rows}: ${summary.imported} imported, ${duplicates}, ` +
           `${summary.rejected - summary.duplicates} invalid\n`,
       );
       if (summary.rejected > summary.duplicates) process.exitCode = EXIT_FAILURE;
