@@ -117,7 +117,13 @@ export function registerCampaignCommands(program: Command): void {
       { ...options, withSender: true },
       async ({ service, distribution, sender }) => {
         const campaignId = parseId(id, 'campaign');
-        const current = await service.send(ADMIN, campaignId, at);
+        // A campaign already sending (from the server's scheduler or another `campaign send`)
+        // is joined: this process claims batches beside the others.
+        const existing = await service.getCampaign(ADMIN, campaignId);
+        const current =
+          existing.status === 'sending' && at === undefined
+            ? existing
+            : await service.send(ADMIN, campaignId, at);
         if (current.status === 'scheduled') {
           if (!options.wait) {
             process.stdout.write(
