@@ -105,7 +105,11 @@ function toCliError(error: unknown): unknown {
   if (error.name === 'InvalidRequestError' || error.name === 'CampaignError') {
     return new CliError(error.message, EXIT_USAGE);
   }
-  if (['NotFoundError', 'StoreConflictError', 'StoreNotFoundError'].includes(error.name)) {
+  if (
+    ['NotFoundError', 'StoreConflictError', 'StateConflictError', 'StoreNotFoundError'].includes(
+      error.name,
+    )
+  ) {
     return new CliError(error.message, EXIT_FAILURE);
   }
   return error;

@@ -53,6 +53,14 @@ export class InvalidRequestError extends Error {
   }
 }
 
+/** The object is in a state that does not allow the change (a cancelled campaign resumed). */
+export class StateConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateConflictError';
+  }
+}
+
 /**
  * Rate thresholds that large mail platforms publish, for reports. Google's email sender
  * guidelines (in force since February 2024) ask bulk senders to keep the spam complaint rate
@@ -341,7 +349,7 @@ export class DistributionService {
   async send(principal: Principal, campaignId: number, at?: Date): Promise<Campaign> {
     const campaign = await this.getCampaign(principal, campaignId);
     if (campaign.status !== 'draft' && campaign.status !== 'scheduled') {
-      throw new InvalidRequestError(
+      throw new StateConflictError(
         `campaign ${campaignId} is ${campaign.status}: only a draft or scheduled campaign can be sent`,
       );
     }
@@ -430,7 +438,7 @@ export class DistributionService {
   ): Promise<Campaign> {
     const campaign = await this.getCampaign(principal, campaignId);
     if (!from.includes(campaign.status)) {
-      throw new InvalidRequestError(
+      throw new StateConflictError(
         `campaign ${campaignId} is ${campaign.status}: cannot change it to ${to}`,
       );
     }

@@ -10,6 +10,7 @@ const errors = {
   '400': { description: 'Invalid request; `error` says which field and why' },
   '401': { description: 'Missing or unknown bearer token' },
   '404': { description: 'Not found, or owned by another organisation' },
+  '409': { description: 'The object exists but its state or a unique name forbids the change' },
 };
 
 function operation(summary: string, extra: object = {}, response = ok(summary)): object {

@@ -31,6 +31,7 @@ const STATUS_BY_ERROR: Record<string, number> = {
   InvalidRequestError: 400,
   CampaignError: 400,
   StoreConflictError: 409,
+  StateConflictError: 409,
   StoreNotFoundError: 404,
 };
 

@@ -103,6 +103,16 @@ describe('distribution API', () => {
     expect(admin.status).toBe(200);
   });
 
+  it('answers 409 for a change the campaign state does not allow', async () => {
+    const cancelled = await json(`/api/campaigns/${campaignA}/cancel`, tokenA, 'POST', {});
+    expect(cancelled.status).toBe(200);
+    const resumed = await json(`/api/campaigns/${campaignA}/resume`, tokenA, 'POST', {});
+    expect(resumed.status).toBe(409);
+    expect(resumed.body.error).toMatch(/is cancelled/);
+    const sent = await json(`/api/campaigns/${campaignA}/send`, tokenA, 'POST', {});
+    expect(sent.status).toBe(409);
+  });
+
   it('refuses a From domain the organisation does not own', async () => {
     const other = await json('/api/lists', tokenB, 'POST', { name: 'Chess' });
     const created = await json('/api/campaigns', tokenB, 'POST', {

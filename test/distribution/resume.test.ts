@@ -200,6 +200,9 @@ describe('campaign send', () => {
     const result = await harness.sender.run(campaign.id);
     expect(result.status).toBe('cancelled');
     expect((await queuedPerSubscriber()).size).toBe(0);
-    await expect(harness.service.resume(ADMIN, campaign.id)).rejects.toThrow(/cancelled/);
+    await expect(harness.service.resume(ADMIN, campaign.id)).rejects.toMatchObject({
+      name: 'StateConflictError',
+      message: expect.stringMatching(/cancelled/) as unknown,
+    });
   });
 });

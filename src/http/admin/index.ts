@@ -48,6 +48,7 @@ const STATUS_BY_ERROR: Record<string, number> = {
   CampaignError: 400,
   NotFoundError: 404,
   ConflictError: 409,
+  StateConflictError: 409,
 };
 
 export async function adminPlugin(app: FastifyInstance, options: AdminOptions): Promise<void> {
