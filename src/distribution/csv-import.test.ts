@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 
 import { checkAddress } from './address.js';
-import { importSubscribersCsv, type ImportReject } from './csv-import.js';
+import { importSubscribersCsv, MAX_ROW_BYTES, type ImportReject } from './csv-import.js';
 import type { NewSubscriber } from './types.js';
 
 /** A write function that behaves like the store: the first row of each address wins. */
@@ -148,5 +148,168 @@ describe('importSubscribersCsv', () => {
     });
     expect(summary.imported).toBe(rows);
     expect(largestBatch).toBe(500);
+  });
+
+  it('rejects an overlong row once and keeps the rows after it', async () => {
+    const csv =
+      'email,name\n' +
+      `long@members.test,${'A'.repeat(200_000)}\n` +
+      'after1@members.test,After\n' +
+      'after2@members.test,After\n';
+    // Small chunks make the parser meet the long line many times, as a file read would.
+    const chunks: string[] = [];
+    for (let at = 0; at < csv.length; at += 4096) chunks.push(csv.slice(at, at + 4096));
+    const list = memoryList();
+    const rejects: ImportReject[] = [];
+    const summary = await importSubscribersCsv(Readable.from(chunks), {
+      write: list.write,
+      onReject: (reject) => rejects.push(reject),
+    });
+    expect(rejects).toEqual([{ line: 2, reason: 'row longer than 64 KiB' }]);
+    expect(list.rows.map((row) => row.address)).toEqual([
+      'after1@members.test',
+      'after2@members.test',
+    ]);
+    expect(summary).toMatchObject({ rows: 3, imported: 2, rejected: 1 });
+  });
+
+  it('bounds line length at the limit in every line ending', async () => {
+    // Line 3 is exactly at the limit or one byte over it, in whole and in one-byte chunks.
+    const atLimit = MAX_ROW_BYTES - 'x@members.test,'.length;
+    for (const ending of ['\n', '\r\n', '\r']) {
+      for (const [nameLength, oneByteChunks] of [
+        [atLimit, false],
+        [atLimit, true],
+        [atLimit + 1, false],
+        [atLimit + 1, true],
+      ] as const) {
+        const lines = [
+          'email,name',
+          'a@members.test,A',
+          `x@members.test,${'N'.repeat(nameLength)}`,
+          'b@members.test,"B',
+          'B"',
+          'c@members.test,C',
+        ];
+        const csv = lines.join(ending) + ending;
+        // One-byte chunks split every CRLF and the limit itself across chunks.
+        const chunks = oneByteChunks
+          ? Array.from(Buffer.from(csv), (byte) => Buffer.of(byte))
+          : [csv];
+        const list = memoryList();
+        const summary = await importSubscribersCsv(Readable.from(chunks), { write: list.write });
+        const label = `${JSON.stringify(ending)} ${nameLength} ${oneByteChunks}`;
+        const over = nameLength > atLimit;
+        const expected = over
+          ? ['a@members.test', 'b@members.test', 'c@members.test']
+          : ['a@members.test', 'x@members.test', 'b@members.test', 'c@members.test'];
+        expect(
+          list.rows.map((row) => row.address),
+          label,
+        ).toEqual(expected);
+        expect(summary.rejects, label).toEqual(
+          over ? [{ line: 3, reason: 'row longer than 64 KiB' }] : [],
+        );
+        const multiLine = list.rows.find((row) => row.address === 'b@members.test');
+        expect(multiLine?.name, label).toBe(`B${ending}B`);
+      }
+    }
+  });
+
+  it('reports an overlong line inside a quoted field once', async () => {
+    const csv = [
+      'email,name,note',
+      'a@members.test,A,"starts here', // line 2
+      'N'.repeat(MAX_ROW_BYTES + 10), // 3
+      'ends here"',
+      'b@members.test,B,fine',
+    ].join('\n');
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from([csv]), { write: list.write });
+    expect(summary.rejects).toEqual([{ line: 3, reason: 'row longer than 64 KiB' }]);
+    expect(list.rows.map((row) => row.address)).toEqual(['b@members.test']);
+  });
+
+  it('rejects a multi-line row over the limit', async () => {
+    const half = 'N'.repeat(MAX_ROW_BYTES / 2);
+    const csv = `email,name\na@members.test,"${half}\n${half}"\nb@members.test,B\n`;
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from([csv]), { write: list.write });
+    expect(summary.rejects).toEqual([{ line: 2, reason: 'row longer than 64 KiB' }]);
+    expect(list.rows.map((row) => row.address)).toEqual(['b@members.test']);
+  });
+
+  it('rejects an overlong header', async () => {
+    const list = memoryList();
+    const header = `email,${'n'.repeat(MAX_ROW_BYTES)}\n`;
+    await expect(
+      importSubscribersCsv(Readable.from([header, 'a@members.test,A\n']), { write: list.write }),
+    ).rejects.toThrow('CSV header on line 1 is longer than 64 KiB');
+  });
+
+  it('streams a long single line with bounded memory', async () => {
+    const lineBytes = 256 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024, 'A');
+    function* generate(): Generator<Buffer> {
+      yield Buffer.from('email,name\nlong@members.test,');
+      for (let sent = 0; sent < lineBytes; sent += chunk.length) yield chunk;
+      yield Buffer.from('\nafter@members.test,After\n');
+    }
+    const list = memoryList();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const input = Readable.from(generate()).on('data', () => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    });
+    const summary = await importSubscribersCsv(input, { write: list.write });
+    expect(summary.rejects).toEqual([{ line: 2, reason: 'row longer than 64 KiB' }]);
+    expect(list.rows.map((row) => row.address)).toEqual(['after@members.test']);
+    // Buffering the line would take more than 256 MiB; the pipeline holds a few chunks.
+    expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+  });
+
+  it('resynchronises after a row with bad quoting', async () => {
+    const csv = [
+      'email,name,last_name,note', // line 1
+      'ok1@members.test,One,One,N', // 2
+      'ok3@members.test,"Three",Three,N', // 3
+      '"quoted,comma"@members.test,Q,Q,Y', // 4
+      'ok2@members.test,"Name, with ""quotes""",Two,"multi', // 5
+      'line"', // 6
+      'ok4@members.test,Four"s,Four,N', // 7: a quote inside an unquoted field
+      'ok5@members.test,"Five"x,Five,N', // 8: text after a closing quote
+      'ok6@members.test,Six,Six,N', // 9
+    ].join('\n');
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from([csv]), { write: list.write });
+    expect(summary.rejects.map((reject) => reject.line)).toEqual([4]);
+    expect(list.rows.map((row) => [row.address, row.name])).toEqual([
+      ['ok1@members.test', 'One'],
+      ['ok3@members.test', 'Three'],
+      ['ok2@members.test', 'Name, with "quotes"'],
+      ['ok4@members.test', 'Four"s'],
+      ['ok5@members.test', '"Five"x'],
+      ['ok6@members.test', 'Six'],
+    ]);
+    expect(list.rows[2]!.fields).toEqual({ last_name: 'Two', note: 'multi\nline' });
+  });
+
+  it('parses RFC 4180 rows as before', async () => {
+    // Quoted and unquoted fields, escaped quotes, embedded CRLF, delimiters and padding.
+    const csv =
+      'email,name,note\r\n' +
+      '"ann@members.test","Ann ""A"" Lee","a,b"\r\n' +
+      'bob@members.test,Bob,"line1\r\nline2"\r\n' +
+      '  cleo@members.test  ,  Cleo  ," padded "\r\n' +
+      'dan@members.test,"",""""\r\n';
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from([csv]), { write: list.write });
+    expect(summary.rejects).toEqual([]);
+    expect(list.rows).toEqual([
+      { address: 'ann@members.test', name: 'Ann "A" Lee', fields: { note: 'a,b' } },
+      { address: 'bob@members.test', name: 'Bob', fields: { note: 'line1\r\nline2' } },
+      { address: 'cleo@members.test', name: 'Cleo', fields: { note: ' padded ' } },
+      { address: 'dan@members.test', name: '', fields: { note: '"' } },
+    ]);
   });
 });

@@ -46,7 +46,10 @@ export interface ImportOptions {
 const ADDRESS_COLUMNS = ['email', 'address', 'e-mail', 'email_address'];
 const NAME_COLUMNS = ['name', 'full_name'];
 
-/** Maximum size of a row in bytes, line breaks included. Longer rows are rejected. */
+/**
+ * Maximum size of a row in UTF-8 bytes, counting the line breaks inside quoted fields but not
+ * the one that ends the row. Longer rows are rejected.
+ */
 export const MAX_ROW_BYTES = 64 * 1024;
 const ROW_TOO_LONG = 'row longer than 64 KiB';
 
@@ -176,7 +179,7 @@ export async function importSubscribersCsv(
       reject({ line: overlongLine, reason: ROW_TOO_LONG });
       continue;
     }
-    if (rawBytesOver(row.raw, MAX_ROW_BYTES)) {
+    if (bytesOver(rowText(row), MAX_ROW_BYTES)) {
       reject({ line, reason: ROW_TOO_LONG });
       continue;
     }
@@ -255,17 +258,24 @@ function toSubscriber(
  * carries the empty lines skipped before it and its own line break.
  */
 function startLine(row: ParsedRow): number {
-  const body = row.raw.replace(/^(\r?\n)+/, '').replace(/\r?\n$/, '');
-  const breaks = body.match(/\n/g)?.length ?? 0;
+  const breaks = rowText(row).match(/\n/g)?.length ?? 0;
   return row.info.lines - breaks;
 }
 
-/** Tells whether the UTF-8 size of a row's raw text is above `limit` bytes. */
-function rawBytesOver(raw: string, limit: number): boolean {
+/**
+ * Text of a row without the empty lines skipped before it and its final line break. With CRLF
+ * records, csv-parse 7 puts the CR at the end of one raw text and the LF at the start of the next.
+ */
+function rowText(row: ParsedRow): string {
+  return row.raw.replace(/^(\r?\n)+/, '').replace(/(\r\n|\r|\n)$/, '');
+}
+
+/** Tells whether the UTF-8 size of `text` is above `limit` bytes. */
+function bytesOver(text: string, limit: number): boolean {
   // A UTF-16 code unit takes one to three bytes in UTF-8.
-  if (raw.length > limit) return true;
-  if (raw.length * 3 <= limit) return false;
-  return Buffer.byteLength(raw) > limit;
+  if (text.length > limit) return true;
+  if (text.length * 3 <= limit) return false;
+  return Buffer.byteLength(text) > limit;
 }
 
 const CR = 0x0d;
@@ -315,9 +325,10 @@ class LineLengthLimit extends Transform {
       start = lineBreak + 1;
     }
     // Held content from this chunk is copied because the source may reuse the chunk's memory.
-    this.held = this.held.map((piece) =>
-      piece.buffer === chunk.buffer ? Buffer.from(piece) : piece,
-    );
+    const last = this.held.length - 1;
+    if (last >= 0 && this.held[last]!.buffer === chunk.buffer) {
+      this.held[last] = Buffer.from(this.held[last]!);
+    }
     if (output.length > 0) this.push(Buffer.concat(output));
     callback();
   }
