@@ -113,14 +113,18 @@ export async function importSubscribersCsv(
     }),
   );
 
-  // Each placeholder in the parsed text stands for the next line number in `overlong`.
+  // Skip events arrive while earlier rows still wait in the parser's output, so a placeholder
+  // carries its own line number instead of relying on the order in which rows are read.
+  const placeholderNumbers = new RegExp(`${lineLimit.placeholderPrefix}(\\d+)`, 'g');
   const takeOverlongLine = (raw: string): number | undefined => {
-    let count = 0;
-    for (let at = raw.indexOf(lineLimit.placeholder); at >= 0; count++) {
-      at = raw.indexOf(lineLimit.placeholder, at + lineLimit.placeholder.length);
+    if (!raw.includes(lineLimit.placeholderPrefix)) return undefined;
+    let first: number | undefined;
+    for (const match of raw.matchAll(placeholderNumbers)) {
+      const line = Number(match[1]);
+      lineLimit.overlong.delete(line);
+      first ??= line;
     }
-    const taken = lineLimit.overlong.splice(0, count);
-    return taken[0];
+    return first;
   };
 
   let lastMaxSizeRecords = -1;
@@ -192,13 +196,14 @@ export async function importSubscribersCsv(
     batchLines.push(line);
     if (batch.length >= batchSize) await flush();
   }
-  if (lineLimit.overlong.length > 0 && !columns) {
-    throw new Error(`CSV header on line ${lineLimit.overlong[0]} is longer than 64 KiB`);
+  const [firstOverlong] = lineLimit.overlong;
+  if (firstOverlong !== undefined && !columns) {
+    throw new Error(`CSV header on line ${firstOverlong} is longer than 64 KiB`);
   }
   if (!columns) throw new Error('CSV input is empty: expected a header row with an email column');
   await flush();
   // A placeholder the parser dropped without a row or an error still gets its reject.
-  for (const overlongLine of lineLimit.overlong.splice(0)) {
+  for (const overlongLine of lineLimit.overlong) {
     summary.rows += 1;
     reject({ line: overlongLine, reason: ROW_TOO_LONG });
   }
@@ -290,9 +295,13 @@ const LF = 0x0a;
  */
 class LineLengthLimit extends Transform {
   /** Text that stands for a removed line: letters only, so it is a plain field to csv-parse. */
-  readonly placeholder = `HeraldOverlongLine${randomBytes(8).toString('hex')}`;
-  /** 1-based numbers of the replaced lines whose placeholder has not been matched yet. */
-  readonly overlong: number[] = [];
+  /**
+   * Start of the text that replaces a line, followed by the line number: letters and digits
+   * only, so csv-parse reads it as a plain field. The random part keeps it out of real data.
+   */
+  readonly placeholderPrefix = `HeraldOverlongLine${randomBytes(8).toString('hex')}L`;
+  /** 1-based numbers of the replaced lines whose placeholder has not been read yet, in order. */
+  readonly overlong = new Set<number>();
 
   private line = 1;
   /** Content of the current line seen so far, unless it is already over the limit. */
@@ -347,7 +356,7 @@ class LineLengthLimit extends Transform {
       this.held = [];
       this.heldBytes = 0;
       this.dropping = true;
-      this.overlong.push(this.line);
+      this.overlong.add(this.line);
       return;
     }
     this.held.push(content);
@@ -356,7 +365,7 @@ class LineLengthLimit extends Transform {
 
   /** Appends the current line's content, or the placeholder if it was too long, to `output`. */
   private endLine(output: Buffer[]): void {
-    if (this.dropping) output.push(Buffer.from(this.placeholder));
+    if (this.dropping) output.push(Buffer.from(`${this.placeholderPrefix}${this.line}`));
     else output.push(...this.held);
     this.held = [];
     this.heldBytes = 0;
