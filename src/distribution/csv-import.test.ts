@@ -290,6 +290,20 @@ describe('importSubscribersCsv', () => {
     expect(list.rows.map((row) => row.address)).toEqual(['b@members.test']);
   });
 
+  it('reports an unclosed quote over 1 MiB once', async () => {
+    // The quote opened on line 3 swallows every later line, so the parser's limit stops it.
+    let csv = 'email,name\na@members.test,A\nb@members.test,"B\n';
+    for (let i = 0; i < 100_000; i++) csv += `u${i}@members.test,User ${i}\n`;
+    const chunks: string[] = [];
+    for (let at = 0; at < csv.length; at += 65_536) chunks.push(csv.slice(at, at + 65_536));
+    const list = memoryList();
+    const summary = await importSubscribersCsv(Readable.from(chunks), { write: list.write });
+    expect(summary.rejects.map((reject) => reject.reason)).toEqual([
+      'row longer than 1 MiB, probably a quoted field that is not closed',
+    ]);
+    expect(list.rows.map((row) => row.address)).toEqual(['a@members.test']);
+  });
+
   it('resynchronises after a row with bad quoting', async () => {
     const csv = [
       'email,name,last_name,note', // line 1

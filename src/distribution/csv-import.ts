@@ -68,7 +68,7 @@ const CSV_ERROR_REASONS: Record<string, string> = {
   CSV_INVALID_CLOSING_QUOTE: 'invalid quoting',
   CSV_QUOTE_NOT_CLOSED: 'quoted field not closed',
   CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'invalid quoting',
-  CSV_MAX_RECORD_SIZE: 'row longer than 1 MiB (is a quoted field not closed?)',
+  CSV_MAX_RECORD_SIZE: 'row longer than 1 MiB, probably a quoted field that is not closed',
 };
 
 interface ParsedRow {
@@ -294,7 +294,6 @@ const LF = 0x0a;
  * are held back, whatever the line length.
  */
 class LineLengthLimit extends Transform {
-  /** Text that stands for a removed line: letters only, so it is a plain field to csv-parse. */
   /**
    * Start of the text that replaces a line, followed by the line number: letters and digits
    * only, so csv-parse reads it as a plain field. The random part keeps it out of real data.
