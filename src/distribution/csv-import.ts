@@ -304,8 +304,8 @@ class LineLengthLimit extends Transform {
 
   private line = 1;
   /** Content of the current line seen so far, unless it is already over the limit. */
-  private held: Buffer[] = [];
-  private heldBytes = 0;
+  private lineContent: Buffer[] = [];
+  private lineContentBytes = 0;
   private dropping = false;
   private lastWasCr = false;
 
@@ -334,9 +334,9 @@ class LineLengthLimit extends Transform {
       start = lineBreak + 1;
     }
     // Held content from this chunk is copied because the source may reuse the chunk's memory.
-    const last = this.held.length - 1;
-    if (last >= 0 && this.held[last]!.buffer === chunk.buffer) {
-      this.held[last] = Buffer.from(this.held[last]!);
+    const last = this.lineContent.length - 1;
+    if (last >= 0 && this.lineContent[last]!.buffer === chunk.buffer) {
+      this.lineContent[last] = Buffer.from(this.lineContent[last]!);
     }
     if (output.length > 0) this.push(Buffer.concat(output));
     callback();
@@ -344,30 +344,30 @@ class LineLengthLimit extends Transform {
 
   override _flush(callback: TransformCallback): void {
     const output: Buffer[] = [];
-    if (this.dropping || this.heldBytes > 0) this.endLine(output);
+    if (this.dropping || this.lineContentBytes > 0) this.endLine(output);
     if (output.length > 0) this.push(Buffer.concat(output));
     callback();
   }
 
   private addContent(content: Buffer): void {
     if (this.dropping) return;
-    if (this.heldBytes + content.length > this.limit) {
-      this.held = [];
-      this.heldBytes = 0;
+    if (this.lineContentBytes + content.length > this.limit) {
+      this.lineContent = [];
+      this.lineContentBytes = 0;
       this.dropping = true;
       this.overlong.add(this.line);
       return;
     }
-    this.held.push(content);
-    this.heldBytes += content.length;
+    this.lineContent.push(content);
+    this.lineContentBytes += content.length;
   }
 
   /** Appends the current line's content, or the placeholder if it was too long, to `output`. */
   private endLine(output: Buffer[]): void {
     if (this.dropping) output.push(Buffer.from(`${this.placeholderPrefix}${this.line}`));
-    else output.push(...this.held);
-    this.held = [];
-    this.heldBytes = 0;
+    else output.push(...this.lineContent);
+    this.lineContent = [];
+    this.lineContentBytes = 0;
     this.dropping = false;
     this.line += 1;
   }
