@@ -159,7 +159,8 @@ describe('sqlite store', () => {
         await new Promise((wake) => setTimeout(wake, 25));
       }
       expect(calls).toHaveLength(1);
-      expect(calls[0]! - sent).toBeLessThan(1_000);
+      // It polls every 250 ms; the bound leaves room for a busy machine.
+      expect(calls[0]! - sent).toBeLessThan(2_000);
     } finally {
       unwatch();
       await cli.close();
