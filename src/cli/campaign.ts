@@ -147,7 +147,7 @@ export function registerCampaignCommands(program: Command): void {
   });
 
   for (const [verb, description] of [
-    ['pause', 'pause sending after the batch in flight'],
+    ['pause', 'pause sending within about half a second; resume continues without repeats'],
     ['resume', 'resume a paused campaign and send the rest'],
     ['cancel', 'cancel a campaign; queued messages stay queued'],
   ] as const) {
