@@ -54,13 +54,24 @@ import {
   DISTRIBUTION_MIGRATIONS,
   distributionMigrationsTableStatement,
 } from './distribution-migrations.js';
-import { rateSlot, toOpenBatch } from './distribution-sqlite.js';
+import {
+  RECIPIENT_STATUSES,
+  SUBSCRIBER_STATUSES,
+  mapRow,
+  rateSlot,
+  toCampaign,
+  toList,
+  toOpenBatch,
+  toOrganisation,
+  toRecipient,
+  toSubscriber,
+  toToken,
+  type Row,
+} from './distribution-rows.js';
 import { StoreConflictError, StoreNotFoundError } from './errors.js';
 import { POSTGRES_DIALECT } from './migrations.js';
+import { inTransaction } from './pg-transaction.js';
 import { MIGRATION_LOCK_KEY } from './postgres.js';
-
-/** A row as pg returns it: BIGINT and COUNT(*) as strings, INTEGER as numbers, BYTEA as Buffer. */
-type Row = Record<string, string | number | Buffer | null>;
 
 /** SQLSTATE codes (PostgreSQL appendix A) that map to the store's own errors. */
 const UNIQUE_VIOLATION = '23505';
@@ -68,22 +79,6 @@ const FOREIGN_KEY_VIOLATION = '23503';
 
 /** Rows per INSERT in `addSubscribers`, which bounds the size of one statement's arrays. */
 const SUBSCRIBER_CHUNK = 1000;
-
-const RECIPIENT_STATUSES: RecipientStatus[] = [
-  'queued',
-  'delivered',
-  'deferred',
-  'bounced',
-  'complained',
-  'unsubscribed',
-  'suppressed',
-];
-const SUBSCRIBER_STATUSES: SubscriberStatus[] = [
-  'subscribed',
-  'unsubscribed',
-  'bounced',
-  'complained',
-];
 
 /** Campaign fields that `updateCampaign` may change, by column. */
 const CAMPAIGN_COLUMNS: Record<string, string> = {
@@ -806,24 +801,7 @@ export class PostgresDistributionStore implements DistributionStore {
   /** Runs `work` in one transaction on one pooled connection; any error rolls it back. */
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('the distribution store is closed');
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackError) {
-        // The connection itself failed: release destroys it instead of reusing it.
-        broken = rollbackError as Error;
-      }
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.pool, work);
   }
 }
 
@@ -1006,88 +984,4 @@ async function insertEvents(
 
 function sqlState(error: unknown): unknown {
   return (error as { code?: unknown } | null)?.code;
-}
-
-function mapRow<T>(row: Row | undefined, map: (row: Row) => T): T | undefined {
-  return row === undefined ? undefined : map(row);
-}
-
-function dateOrNull(value: Row[string] | undefined): Date | null {
-  return value === null || value === undefined ? null : new Date(Number(value));
-}
-
-function toOrganisation(row: Row): Organisation {
-  return {
-    id: Number(row.id),
-    name: String(row.name),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toToken(row: Row): ApiTokenRecord {
-  return {
-    id: Number(row.id),
-    organisationId: row.organisation_id === null ? null : Number(row.organisation_id),
-    role: row.role as TokenRole,
-    label: String(row.label),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toList(row: Row): MailingList {
-  return {
-    id: Number(row.id),
-    organisationId: Number(row.organisation_id),
-    name: String(row.name),
-    description: String(row.description),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toSubscriber(row: Row): Subscriber {
-  return {
-    id: Number(row.id),
-    listId: Number(row.list_id),
-    address: String(row.address),
-    name: String(row.name),
-    fields: JSON.parse(String(row.fields)) as Record<string, string>,
-    status: row.status as SubscriberStatus,
-    softBounces: Number(row.soft_bounces),
-    createdAt: new Date(Number(row.created_at)),
-    updatedAt: new Date(Number(row.updated_at)),
-  };
-}
-
-function toCampaign(row: Row): Campaign {
-  return {
-    id: Number(row.id),
-    organisationId: Number(row.organisation_id),
-    listId: Number(row.list_id),
-    name: String(row.name),
-    fromAddress: String(row.from_address),
-    fromName: String(row.from_name),
-    replyTo: String(row.reply_to),
-    subject: String(row.subject),
-    html: String(row.html),
-    text: String(row.text),
-    status: row.status as Campaign['status'],
-    scheduledAt: dateOrNull(row.scheduled_at),
-    startedAt: dateOrNull(row.started_at),
-    finishedAt: dateOrNull(row.finished_at),
-    ratePerMinute: Number(row.rate_per_minute),
-    cursor: Number(row.cursor),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toRecipient(row: Row): CampaignRecipient {
-  return {
-    campaignId: Number(row.campaign_id),
-    subscriberId: Number(row.subscriber_id),
-    address: String(row.address),
-    status: row.status as RecipientStatus,
-    messageId: row.message_id === null ? null : String(row.message_id),
-    detail: String(row.detail),
-    updatedAt: new Date(Number(row.updated_at)),
-  };
 }

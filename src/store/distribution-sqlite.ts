@@ -38,27 +38,23 @@ import {
   DISTRIBUTION_MIGRATIONS,
   distributionMigrationsTableStatement,
 } from './distribution-migrations.js';
+import {
+  RECIPIENT_STATUSES,
+  SUBSCRIBER_STATUSES,
+  mapRow,
+  rateSlot,
+  toCampaign,
+  toList,
+  toOpenBatch,
+  toOrganisation,
+  toRecipient,
+  toSubscriber,
+  toToken,
+  type Row,
+} from './distribution-rows.js';
 import { prepareDatabaseFile } from './file-mode.js';
 import { StoreConflictError, StoreNotFoundError } from './errors.js';
 import { SQLITE_DIALECT } from './migrations.js';
-
-type Row = Record<string, string | number | Buffer | null>;
-
-const RECIPIENT_STATUSES: RecipientStatus[] = [
-  'queued',
-  'delivered',
-  'deferred',
-  'bounced',
-  'complained',
-  'unsubscribed',
-  'suppressed',
-];
-const SUBSCRIBER_STATUSES: SubscriberStatus[] = [
-  'subscribed',
-  'unsubscribed',
-  'bounced',
-  'complained',
-];
 
 export interface SqliteDistributionStoreOptions {
   /** The mail store's database file. */
@@ -77,8 +73,8 @@ export class SqliteDistributionStore implements DistributionStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
-    // The distribution tables are read in batches by id, so a small page cache serves them;
-    // better-sqlite3's 16 MiB default would mostly hold pages read once.
+    // The distribution tables are read in batches by id, so a small page cache serves them.
+    // better-sqlite3's 16 MiB default would mostly keep pages that are read once.
     this.db.pragma('cache_size = -4096');
   }
 
@@ -873,9 +869,9 @@ export class SqliteDistributionStore implements DistributionStore {
   }
 
   /**
-   * A prepared statement for `sql`, compiled once: the send loop runs the same few queries for
-   * every batch. The texts are this file's constants, plus IN lists of up to 500 parameters,
-   * so the cache is cleared when it passes 256 statements.
+   * Returns the prepared statement for `sql`, compiled once, because the send loop runs the
+   * same few queries for every batch. The texts are this file's constants plus IN lists of up
+   * to 500 parameters, so the cache is cleared when it passes 256 statements.
    */
   private statement(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
@@ -906,124 +902,12 @@ export class SqliteDistributionStore implements DistributionStore {
   }
 }
 
-/** Maps a `campaign_batches` row; shared with the PostgreSQL store, whose BIGINTs are strings. */
-export function toOpenBatch(row: Row): OpenBatch {
-  return {
-    campaignId: Number(row.campaign_id),
-    afterId: Number(row.after_id),
-    lastId: Number(row.last_id),
-    owner: String(row.owner),
-    leaseUntil: new Date(Number(row.lease_until)),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-/**
- * Computes the send window of a batch of `count` messages under the campaign's rate: it starts at the
- * later of now and the campaign's `rate_slot`, and `next` is the slot after it (null when
- * the campaign has no rate).
- */
-export function rateSlot(
-  campaign: Row,
-  count: number,
-  now: number,
-): { start: number; next: number | null } {
-  const rate = Number(campaign.rate_per_minute);
-  if (!(rate > 0)) return { start: now, next: null };
-  const start = Math.max(now, campaign.rate_slot === null ? 0 : Number(campaign.rate_slot));
-  return { start, next: start + Math.ceil((count * 60_000) / rate) };
-}
-
 function settle<T>(step: () => T): Promise<T> {
   try {
     return Promise.resolve(step());
   } catch (error) {
     return Promise.reject(error instanceof Error ? error : new Error(String(error)));
   }
-}
-
-function mapRow<T>(row: Row | undefined, map: (row: Row) => T): T | undefined {
-  return row === undefined ? undefined : map(row);
-}
-
-function dateOrNull(value: string | number | Buffer | null | undefined): Date | null {
-  return value === null || value === undefined ? null : new Date(Number(value));
-}
-
-function toOrganisation(row: Row): Organisation {
-  return {
-    id: Number(row.id),
-    name: String(row.name),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toToken(row: Row): ApiTokenRecord {
-  return {
-    id: Number(row.id),
-    organisationId: row.organisation_id === null ? null : Number(row.organisation_id),
-    role: row.role as TokenRole,
-    label: String(row.label),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toList(row: Row): MailingList {
-  return {
-    id: Number(row.id),
-    organisationId: Number(row.organisation_id),
-    name: String(row.name),
-    description: String(row.description),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toSubscriber(row: Row): Subscriber {
-  return {
-    id: Number(row.id),
-    listId: Number(row.list_id),
-    address: String(row.address),
-    name: String(row.name),
-    fields: JSON.parse(String(row.fields)) as Record<string, string>,
-    status: row.status as SubscriberStatus,
-    softBounces: Number(row.soft_bounces),
-    createdAt: new Date(Number(row.created_at)),
-    updatedAt: new Date(Number(row.updated_at)),
-  };
-}
-
-function toCampaign(row: Row): Campaign {
-  return {
-    id: Number(row.id),
-    organisationId: Number(row.organisation_id),
-    listId: Number(row.list_id),
-    name: String(row.name),
-    fromAddress: String(row.from_address),
-    fromName: String(row.from_name),
-    replyTo: String(row.reply_to),
-    subject: String(row.subject),
-    html: String(row.html),
-    text: String(row.text),
-    status: row.status as Campaign['status'],
-    scheduledAt: dateOrNull(row.scheduled_at),
-    startedAt: dateOrNull(row.started_at),
-    finishedAt: dateOrNull(row.finished_at),
-    ratePerMinute: Number(row.rate_per_minute),
-    cursor: Number(row.cursor),
-    createdAt: new Date(Number(row.created_at)),
-  };
-}
-
-function toRecipient(row: Row): CampaignRecipient {
-  return {
-    campaignId: Number(row.campaign_id),
-    subscriberId: Number(row.subscriber_id),
-    address: String(row.address),
-    status: row.status as RecipientStatus,
-    messageId: row.message_id === null ? null : String(row.message_id),
-    detail: String(row.detail),
-    updatedAt: new Date(Number(row.updated_at)),
-  };
 }
 
 /** Opens the distribution store on the mail store's SQLite file and migrates it. */

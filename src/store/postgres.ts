@@ -29,6 +29,7 @@ import pg from 'pg';
 
 import { LeaseLostError, StoreConflictError, StoreNotFoundError } from './errors.js';
 import { MIGRATIONS, POSTGRES_DIALECT, migrationsTableStatement } from './migrations.js';
+import { inTransaction } from './pg-transaction.js';
 import {
   CANCEL_START_SQL,
   CLUSTER_MIGRATIONS,
@@ -942,27 +943,10 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Run `work` in one transaction on one pooled connection; any error rolls it back. */
+  /** Runs `work` in one transaction on one pooled connection; any error rolls it back. */
   private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('the store is closed');
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackError) {
-        // The connection itself failed: release destroys it instead of reusing it.
-        broken = rollbackError as Error;
-      }
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.pool, work);
   }
 }
 
