@@ -36,9 +36,10 @@ export function checkAddress(input: string): AddressCheck {
 }
 
 /**
- * The first control character of a subscriber's name or field value, described for an error,
- * or undefined when there is none. NUL and the other C0 controls except tab, CR and LF are
- * refused: RFC 5322 allows none of them in a message, and PostgreSQL text cannot hold NUL.
+ * Returns the first control character of a subscriber's name or field value, described for an
+ * error, or undefined when there is none. NUL and the other C0 controls except tab, CR and LF
+ * are rejected, because RFC 5322 allows none of them in a message and PostgreSQL text cannot
+ * contain NUL.
  */
 export function controlCharacterIn(value: string): string | undefined {
   // eslint-disable-next-line no-control-regex

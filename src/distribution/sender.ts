@@ -103,8 +103,8 @@ interface SendState {
   campaign: TokenBucket;
   domains: DomainThrottle;
   /**
-   * Held messages. A message whose send time was reserved in the store (`reserved`) goes
-   * when that time comes; the others take a token of the local throttle again.
+   * Messages waiting for a per-domain limit. A message with a send time reserved in the store
+   * (`reserved`) goes when that time comes. The others take a token of the local throttle again.
    */
   held: { item: BatchItem; readyAt: number; reserved?: boolean }[];
   /** Held messages per open batch; a batch is recorded done when its count reaches zero. */
@@ -227,7 +227,8 @@ export class CampaignSender {
    * Sends a campaign whose status is `sending`: claims batches of its list until none is left,
    * it is paused or cancelled (checked between batches), or `signal` aborts. Other processes
    * (more nodes, the server's scheduler beside a `herald campaign send`) may claim batches of
-   * the same campaign at the same time; whichever records the last batch marks it `sent`.
+   * the same campaign at the same time. The sender that records the last batch marks the
+   * campaign `sent`.
    */
   async run(
     campaignId: number,
@@ -441,8 +442,8 @@ export class CampaignSender {
       const wait = state.campaign.take(Date.now());
       if (wait > 0) await pause(wait, signal);
       if (!(await this.keepSending(context, state, signal))) {
-        // Paused, cancelled or stopped mid-batch: record what went out and give the batch
-        // back; whoever claims it next skips the subscribers queued here.
+        // Paused, cancelled or stopped mid-batch: record what went out and give the batch back.
+        // The next sender to claim it skips the subscribers queued here.
         const queued = await Promise.all(pending);
         await distribution.recordRecipients(context.campaign.id, [...prepared.skipped, ...queued]);
         await distribution.releaseCampaignBatch(context.campaign.id, batch.afterId, this.runnerId);
@@ -539,8 +540,8 @@ export class CampaignSender {
   }
 
   /**
-   * Reserves the next send time for `domain` under its rule in the store, when the store
-   * shares reservations between nodes (PostgreSQL): returns the milliseconds to wait, or
+   * Reserves the next send time for `domain` under its rule in the store, when the store shares
+   * reservations between nodes (PostgreSQL), and returns the milliseconds to wait. Returns
    * undefined when no rule applies or the store keeps no reservations, so the local throttle
    * decides. The key names the campaign and the rule, so each campaign ramps on its own.
    */

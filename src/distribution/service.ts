@@ -107,7 +107,7 @@ export class DistributionService {
     return this.db.createOrganisation(name.trim());
   }
 
-  /** Unfinished campaign batches and who holds them; administrators only. */
+  /** Lists the unfinished campaign batches and their owners, for administrators only. */
   async openBatches(principal: Principal): Promise<OpenBatch[]> {
     requireAdmin(principal);
     return this.db.listOpenBatches();

@@ -13,7 +13,7 @@ export interface DistributionSettings {
   /** Subscribers expanded, rendered and signed per batch. */
   batchSize: number;
   /**
-   * How long a sender holds a claimed batch without renewing it, in milliseconds. A sender
+   * How long a sender keeps a claimed batch without renewing it, in milliseconds. A sender
    * renews its batches three times per lease; the batches of a sender that died are taken
    * over once this has passed.
    */

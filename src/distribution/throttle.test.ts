@@ -73,7 +73,7 @@ describe('progress', () => {
   it('keeps one entry per second however many samples come', () => {
     const meter = new RateMeter(10_000);
     for (let t = 0; t < 20_000; t++) meter.add(1, t);
-    // 1,000 a millisecond apart is 1,000 a second; the window holds the last ten seconds.
+    // 1,000 a millisecond apart is 1,000 a second; the window contains the last ten seconds.
     expect(meter.perSecond(20_000)).toBeCloseTo(1000, 0);
     expect((meter as unknown as { seconds: unknown[] }).seconds.length).toBeLessThanOrEqual(11);
   });

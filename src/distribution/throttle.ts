@@ -58,9 +58,8 @@ export class DomainThrottle {
   ) {}
 
   /**
-   * The rule that governs `domain` and its rate now, or undefined when no rule does. The
-   * sender uses it to reserve send times in the store, so that a rule holds for every node
-   * sending the campaign together.
+   * Returns the rule that governs `domain` and its rate now, or undefined when no rule does. The
+   * sender reserves send times in the store with it, so a rule applies to all nodes together.
    */
   rateFor(domain: string, now: number): { rule: string; perMinute: number } | undefined {
     const rule = this.ruleFor(domain);

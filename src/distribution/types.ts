@@ -145,7 +145,7 @@ export interface CampaignBatch {
   afterId: number;
   lastId: number;
   subscribers: Subscriber[];
-  /** When the batch may start going out, so the campaign's rate holds across senders. */
+  /** Time from which the batch may go out, so the campaign's rate applies across senders. */
   startAt: Date;
   /** True when the batch was claimed before by a sender whose lease ran out. */
   takenOver: boolean;
@@ -278,7 +278,7 @@ export interface DistributionStore {
   releaseCampaignBatch(campaignId: number, afterId: number, owner: string): Promise<void>;
   /**
    * Records a batch's recipients and marks the batch done in one transaction. Returns false,
-   * recording nothing, when `owner` no longer holds the batch.
+   * recording nothing, when `owner` no longer owns the batch.
    */
   recordBatch(
     campaignId: number,

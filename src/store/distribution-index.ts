@@ -39,7 +39,7 @@ function createDistributionStore(url: string): DistributionStore {
   return new SqliteDistributionStore({ path });
 }
 
-/** The URL with its password replaced by `***`, for error messages. */
+/** Returns the URL with its password replaced by `***`, for error messages. */
 export function redactPassword(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
 }

@@ -125,7 +125,7 @@ export const DISTRIBUTION_MIGRATIONS: readonly Migration[] = [
     // Every process sending a campaign claims ranges of its list, so several nodes expand one
     // campaign without overlap. A claim moves the campaign cursor, and an unfinished batch
     // whose lease has run out is taken over by the next claim. `rate_slot` is the time from
-    // which the next batch may be sent, so the campaign's rate holds across all senders.
+    // which the next batch may be sent, so the campaign's rate applies across all senders.
     statements: () => [
       `CREATE TABLE campaign_batches (
         campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,

@@ -262,10 +262,10 @@ export interface Store {
    */
   purgeFinished(before: Date): Promise<number>;
   /**
-   * Free the leases of pending entries whose owner `isGone` says has stopped, so they are due
-   * at once instead of when the lease runs out; returns how many entries were freed. Only the
-   * SQLite store has it: its one machine can tell a dead process by its PID, while on
-   * PostgreSQL a PID means nothing to the other machines and leases expire instead.
+   * Free the leases of pending entries whose owner has stopped (`isGone(owner)` returns true),
+   * so they are due at once instead of when the lease runs out. Returns how many entries were
+   * freed. Only the SQLite store has it, because on its one machine a dead process is known by
+   * its PID. On PostgreSQL a PID means nothing to the other machines, so leases expire instead.
    */
   releaseLeasesOf?(isGone: (owner: string) => boolean): Promise<number>;
 

@@ -249,9 +249,9 @@ describe('a campaign on two nodes', () => {
     expect((await campaignRow(cluster)).open).toBe(0);
     const counts = arrivals();
     expect(counts.size).toBe(SUBSCRIBERS);
-    // A message that node A had delivered but not yet marked may go out again from node B:
-    // that is the at-least-once window, bounded by node A's deliveries in flight (20) and any
-    // lease that a node on this busy machine failed to renew in time.
+    // A message that node A delivered but had not marked yet may go out again from node B. That
+    // at-least-once window is bounded by node A's deliveries in flight (20), plus any lease a node
+    // on this busy machine failed to renew in time.
     const repeated = [...counts.values()].filter((count) => count > 1).length;
     expect(repeated).toBeLessThanOrEqual(40);
     const recorded = await postgres.query(

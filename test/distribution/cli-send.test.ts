@@ -1,7 +1,7 @@
 /**
- * `herald campaign send` from the command line, on a SQLite store: it sends a draft, and on a
- * campaign that is already sending (started by a server's scheduler, say) it joins in and
- * claims the batches left, so every subscriber is queued once.
+ * `herald campaign send` from the command line, on a SQLite store. On a campaign that is
+ * already sending (started by a server's scheduler, say) it joins in and claims the batches
+ * left, so every subscriber is queued once.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

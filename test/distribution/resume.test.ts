@@ -136,8 +136,8 @@ describe('campaign send', () => {
     await harness.service.pause(ADMIN, campaign.id);
     const paused = await running;
     expect(paused.status).toBe('paused');
-    // The sender rereads the status every 500 ms and stops there, instead of finishing this
-    // batch and the next (2.5 s each); the bound leaves room for a busy machine.
+    // The sender rereads the status every 500 ms and stops there, instead of finishing this batch
+    // and the next (2.5 s each). The bound leaves room for a busy machine.
     expect(Date.now() - pausedAt).toBeLessThan(2_500);
     const partial = await queuedPerSubscriber();
     expect(partial.size).toBeGreaterThan(0);
